@@ -1,0 +1,341 @@
+"""Typed configuration: the one home of every default, and the only code that parses TOML.
+
+    cfg = load_config("configs/default.toml", ["train.epochs=2", "model.filters=32"])
+    cfg.train.lr, cfg.model.filters, flatten(cfg)["model.filters"]
+
+Parsing is strict: an unknown key names the closest valid one, a value of the wrong type or out
+of range says what was expected. Every problem raises ConfigError with one line of text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line naming where and what."""
+
+
+OptimizerName = Literal["sgd", "adam", "adamw"]
+SchedulerName = Literal["none", "step", "cosine", "onecycle", "plateau"]
+ActivationName = Literal["relu", "gelu", "silu", "leaky_relu", "tanh"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["fashion-mnist"] = "fashion-mnist"  # the only dataset so far
+    val_fraction: float = 0.1  # share of the training set held out for model selection, [0, 1)
+    train_limit: int = 0  # train on this many images of the training split; 0 = all of them
+
+
+@dataclass
+class CnnConfig:
+    """Conv blocks (conv, [BatchNorm], activation, [Dropout2d], max-pool), then a dense head."""
+
+    name: Literal["cnn"] = "cnn"
+    filters: int = 64  # output channels of every conv block
+    kernel_size: int = 3  # square conv kernel, pixels
+    num_layers: int = 2  # number of conv blocks
+    padding: int | list[int] = field(default_factory=lambda: [1, 0])  # per block; last repeats
+    pool_size: int = 2  # max-pool window and stride after each block; 1 = no pooling
+    batchnorm: bool = False  # BatchNorm2d between conv and activation
+    conv_dropout: float = 0.0  # Dropout2d after the activation in each block, [0, 1)
+    activation: ActivationName = "relu"
+    head_pool: Literal["flatten", "avg", "max"] = "flatten"  # how the last map enters the head
+    hidden_units: list[int] = field(default_factory=lambda: [128, 64])  # dense head widths
+    dropout: float = 0.0  # Dropout after each hidden activation of the head, [0, 1)
+
+
+@dataclass
+class MlpConfig:
+    """Fully connected network on the flattened image."""
+
+    name: Literal["mlp"] = "mlp"
+    units: list[int] = field(default_factory=lambda: [256, 128])  # hidden layer widths
+    dropout: float = 0.0  # Dropout after each hidden activation, [0, 1)
+    activation: ActivationName = "relu"
+
+
+# Model families by name; cnnlab.models.MODELS must hold a builder for each (a test checks).
+MODEL_CONFIGS: dict[str, type] = {"cnn": CnnConfig, "mlp": MlpConfig}
+ModelConfig = CnnConfig | MlpConfig
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # upper bound; early stopping may end sooner
+    steps_per_epoch: int = 0  # batches per epoch; 0 = one pass over the training split
+    batch_size: int = 64  # images per optimizer step
+    optimizer: OptimizerName = "adam"
+    lr: float = 1e-3  # learning rate (peak rate for onecycle)
+    weight_decay: float = 1e-5  # L2 for sgd/adam, decoupled for adamw
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    scheduler: SchedulerName = "none"
+    step_size: int = 5  # step: epochs between lr decays
+    gamma: float = 0.1  # step and plateau: factor applied to lr at each decay
+    plateau_patience: int = 10  # plateau: epochs without val_loss improvement before a decay
+    pct_start: float = 0.25  # onecycle: share of all steps spent warming up, (0, 1)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing, [0, 1)
+    early_stopping: int = 0  # stop after this many epochs without val_loss improvement; 0 = off
+    restore_best: bool = True  # evaluate the test set with the best validation epoch's weights
+    eval_batch_size: int = 1000  # images per forward pass when evaluating
+    seed: int = 42  # seeds torch, numpy and the validation split
+    device: DeviceName = "auto"  # auto picks cuda, then mps, then cpu
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = "cnnlab"  # MLflow experiment name
+    run_name: str = ""  # MLflow run name; empty = MLflow picks one
+    runs_dir: str = "cnnlab-runs"  # home of the default store: mlflow.db and artifacts/
+    uri: str = ""  # tracking URI; empty = sqlite:///<runs_dir>/mlflow.db
+    log_weights: bool = True  # log the trained state_dict as an artifact
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=CnnConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "tracking": TrackingConfig}
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Read a TOML file (or the defaults when path is None), apply `section.key=value` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = read_toml(Path(path))
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.lr=0.01` -> (["train", "lr"], 0.01); values are TOML, bare words are strings."""
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.lr=0.01")
+    text = text.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        if not text or any(c in text for c in "[]{}\"'=,"):
+            raise ConfigError(f"--set {item!r}: {text!r} is not a TOML value") from None
+        value = text  # a bare word such as adamw
+    return [p.strip() for p in parts], value
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    (section, key), value = parse_override(item)
+    table = raw.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"--set {item!r}: [{section}] is not a table in the config")
+    table[key] = value
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build a checked Config from plain data (parsed TOML); unknown keys are errors."""
+    valid = list(SECTIONS) + ["model"]
+    for section in raw:
+        if section not in valid:
+            raise ConfigError(f"unknown section [{section}]{_closest(section, valid)}")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"[{section}] must be a table, got {type(raw[section]).__name__}")
+    kwargs = {name: _build(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
+    cfg = Config(model=_build_model(raw.get("model", {})), **kwargs)
+    check(cfg)
+    return cfg
+
+
+def _build_model(table: dict[str, Any]) -> ModelConfig:
+    name = table.get("name", "cnn")
+    if name not in MODEL_CONFIGS:
+        raise ConfigError(
+            f"model.name: unknown model {name!r}{_closest(str(name), list(MODEL_CONFIGS))}; "
+            f"expected one of {', '.join(MODEL_CONFIGS)}"
+        )
+    return _build(MODEL_CONFIGS[name], table, "model", f" of model {name!r}")
+
+
+def _build(cls: type, table: dict[str, Any], section: str, where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in table.items():
+        if key not in names:
+            raise ConfigError(f"{section}.{key}: unknown key{where}{_closest(key, names, section)}")
+        values[key] = _coerce(value, hints[key], f"{section}.{key}")
+    return cls(**values)
+
+
+def _closest(word: str, choices: list[str], section: str = "") -> str:
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    if not match:
+        return ""
+    return f" (did you mean {section + '.' if section else ''}{match[0]}?)"
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a parsed value against a field's type; ints widen to floats, nothing else converts."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            options = ", ".join(map(str, choices))
+            raise ConfigError(f"{where}: expected one of {options}, got {value!r}")
+        return value
+    if origin in (Union, types.UnionType):
+        for option in get_args(hint):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: expected {_type_name(hint)}, got {_describe(value)}")
+    if origin is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {_type_name(hint)}, got {_describe(value)}")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {_type_name(hint)}, got {_describe(value)}")
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin is list:
+        return f"a list of {_type_name(get_args(hint)[0])}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(hint))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        hint, str(hint)
+    )
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+# ---------------------------------------------------------------- value checks
+
+# (section, key) -> (test, what is expected); the test sees the already type-checked value.
+_POSITIVE = (lambda v: v > 0, "> 0")
+_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
+_FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
+_RULES: dict[tuple[str, str], tuple[Any, str]] = {
+    ("data", "val_fraction"): _FRACTION,
+    ("data", "train_limit"): _AT_LEAST_0,
+    ("model", "filters"): _POSITIVE,
+    ("model", "kernel_size"): _POSITIVE,
+    ("model", "num_layers"): _POSITIVE,
+    ("model", "pool_size"): _POSITIVE,
+    ("model", "conv_dropout"): _FRACTION,
+    ("model", "dropout"): _FRACTION,
+    ("train", "epochs"): _POSITIVE,
+    ("train", "steps_per_epoch"): _AT_LEAST_0,
+    ("train", "batch_size"): _POSITIVE,
+    ("train", "lr"): _POSITIVE,
+    ("train", "weight_decay"): _AT_LEAST_0,
+    ("train", "momentum"): _FRACTION,
+    ("train", "step_size"): _POSITIVE,
+    ("train", "gamma"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("train", "plateau_patience"): _AT_LEAST_0,
+    ("train", "pct_start"): (lambda v: 0 < v < 1, "in (0, 1)"),
+    ("train", "label_smoothing"): _FRACTION,
+    ("train", "early_stopping"): _AT_LEAST_0,
+    ("train", "eval_batch_size"): _POSITIVE,
+}
+
+
+def check(cfg: Config) -> None:
+    """Range checks that types cannot express; NaN fails every comparison, so it is caught too."""
+    for key, value in flatten(cfg).items():
+        section, name = key.split(".")
+        rule = _RULES.get((section, name))
+        values = value if isinstance(value, list) else [value]
+        if rule and not all(rule[0](v) for v in values):
+            raise ConfigError(f"{key}: expected {rule[1]}, got {value!r}")
+        if isinstance(value, float) and math.isinf(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+    if cfg.train.optimizer == "sgd" and cfg.train.nesterov and cfg.train.momentum == 0:
+        raise ConfigError("train.nesterov: needs train.momentum > 0, got 0.0")
+    model = cfg.model
+    if isinstance(model, CnnConfig):
+        _check_cnn(model)
+    if isinstance(model, MlpConfig) and not all(u > 0 for u in model.units):
+        raise ConfigError(f"model.units: expected widths > 0, got {model.units!r}")
+
+
+def _check_cnn(model: CnnConfig) -> None:
+    pads = model.padding if isinstance(model.padding, list) else [model.padding]
+    if not pads or any(p < 0 for p in pads):
+        raise ConfigError(f"model.padding: expected integers >= 0, got {model.padding!r}")
+    if len(pads) > model.num_layers:
+        raise ConfigError(
+            f"model.padding: {len(pads)} values for {model.num_layers} conv blocks; "
+            "expected at most one per block (the last one repeats)"
+        )
+    if not all(u > 0 for u in model.hidden_units):
+        raise ConfigError(f"model.hidden_units: expected widths > 0, got {model.hidden_units!r}")
+
+
+# ---------------------------------------------------------------- views
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(cfg: Config) -> dict[str, Any]:
+    """{"section.key": value}: the names used by --set, search spaces and MLflow params."""
+    return {f"{s}.{k}": v for s, table in to_dict(cfg).items() for k, v in table.items()}
+
+
+def to_toml(cfg: Config) -> str:
+    """The resolved config as TOML that load_config reads back to an equal Config."""
+    lines: list[str] = []
+    for section, table in to_dict(cfg).items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

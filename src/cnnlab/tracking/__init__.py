@@ -1,0 +1,30 @@
+"""Tracking: MLflow observes training through a callback; nothing here is imported by the loop.
+
+    uri = resolve_uri(cfg.tracking, cli_override)
+    with MlflowTracker(uri, cfg.tracking.experiment, params=flatten(cfg)) as tracker:
+        fit(model, splits, cfg.train, callbacks=[tracker])
+"""
+
+from cnnlab.tracking._curves import learning_curves_svg
+from cnnlab.tracking._store import (
+    artifact_location,
+    client,
+    default_uri,
+    experiment_id,
+    git_commit,
+    resolve_uri,
+    run_tags,
+)
+from cnnlab.tracking._tracker import MlflowTracker
+
+__all__ = [
+    "MlflowTracker",
+    "artifact_location",
+    "client",
+    "default_uri",
+    "experiment_id",
+    "git_commit",
+    "learning_curves_svg",
+    "resolve_uri",
+    "run_tags",
+]

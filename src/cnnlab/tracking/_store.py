@@ -1,0 +1,90 @@
+"""Where runs go: the tracking URI, the experiment, and the tags that make a run self-describing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from cnnlab import __version__
+from cnnlab.config import TrackingConfig
+
+
+def resolve_uri(cfg: TrackingConfig, override: str | None = None) -> str:
+    """--tracking-uri, then MLFLOW_TRACKING_URI, then tracking.uri, then the embedded store."""
+    for uri in (override, os.environ.get("MLFLOW_TRACKING_URI"), cfg.uri):
+        if uri:
+            return uri
+    return default_uri(cfg.runs_dir)
+
+
+def default_uri(runs_dir: str | Path) -> str:
+    path = Path(runs_dir).resolve() / "mlflow.db"
+    return f"sqlite:///{path}"
+
+
+def is_local_sqlite(uri: str) -> bool:
+    return uri.startswith("sqlite:///")
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of an embedded store live beside its database, not in the working directory."""
+    if not is_local_sqlite(uri):
+        return None  # a server decides where its artifacts go
+    return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+
+
+def client(uri: str):
+    """An MlflowClient on `uri`, creating the folder of an embedded store first."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    if is_local_sqlite(uri):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(mlflow_client, name: str, uri: str) -> str:
+    """The id of experiment `name`, created on first use (artifacts beside an embedded store)."""
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            mlflow_client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri))
+    except MlflowException:
+        # Another process created it between our lookup and create; use theirs.
+        return mlflow_client.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str | None:
+    """The commit of the cnnlab source tree, with -dirty when it has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = _git(here, "rev-parse", "HEAD")
+        dirty = _git(here, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def _git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+    )
+    return out.stdout.strip()
+
+
+def run_tags(data_checksum: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    tags = {"cnnlab.version": __version__}
+    commit = git_commit()
+    if commit:
+        tags["cnnlab.git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    if data_checksum:
+        tags["cnnlab.data_checksum"] = data_checksum
+    tags.update(extra or {})
+    return tags

@@ -1,0 +1,141 @@
+"""MLflow as an observer of training: one run, its params, per-epoch metrics and artifacts.
+
+    tracker = MlflowTracker(uri, "cnnlab", params=flatten(cfg), artifacts={...})
+    with tracker:                      # FINISHED, FAILED on an exception, KILLED on an interrupt
+        fit(model, splits, cfg.train, callbacks=[tracker])
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.tracking._curves import learning_curves_svg
+from cnnlab.tracking._store import client, experiment_id
+from cnnlab.training import Callback, EpochMetrics, TrainState
+
+PARAM_LIMIT = 6000  # MLflow's longest param value
+
+
+class MlflowTracker(Callback):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        *,
+        params: dict[str, Any],
+        tags: dict[str, str] | None = None,
+        artifacts: dict[str, str] | None = None,
+        run_name: str = "",
+        parent_run_id: str | None = None,
+        log_weights: bool = True,
+    ):
+        self.uri = uri
+        self.experiment = experiment
+        self.params = params
+        self.tags = dict(tags or {})
+        self.artifacts = artifacts or {}
+        self.run_name = run_name or None
+        self.parent_run_id = parent_run_id
+        self.log_weights = log_weights
+        self.client = None
+        self.run_id: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> str:
+        self.client = client(self.uri)
+        exp_id = experiment_id(self.client, self.experiment, self.uri)
+        if self.parent_run_id:
+            self.tags["mlflow.parentRunId"] = self.parent_run_id
+        run = self.client.create_run(exp_id, run_name=self.run_name, tags=self.tags)
+        self.run_id = run.info.run_id
+        self._log_params(self.params)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in self.artifacts.items():
+                path = Path(tmp) / name
+                path.write_text(text, encoding="utf-8")
+                self.client.log_artifact(self.run_id, str(path))
+        return self.run_id
+
+    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+        if self.run_id is None:
+            return
+        if error:
+            self.client.set_tag(self.run_id, "cnnlab.error", error[:5000])
+        self.client.set_terminated(self.run_id, status=status)
+
+    def __enter__(self) -> MlflowTracker:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            self.end("FINISHED")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end("KILLED", error=type(exc).__name__)
+        else:
+            self.end("FAILED", error=f"{type(exc).__name__}: {exc}")
+        return False
+
+    # ------------------------------------------------------------ callback hooks
+
+    def on_epoch_end(self, state: TrainState, metrics: EpochMetrics) -> None:
+        values = metrics.as_dict()
+        values["epoch_seconds"] = values.pop("seconds")
+        self.log_metrics(values, step=metrics.epoch)
+
+    def on_fit_end(self, state: TrainState, result: Any) -> None:
+        final = {
+            "test_loss": result.test_loss,
+            "test_accuracy": result.test_accuracy,
+            "best_val_loss": result.best_val_loss,
+            "best_val_accuracy": result.best_val_accuracy,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "train_seconds": result.seconds,
+        }
+        self.log_metrics(final, step=result.epochs_run)
+        if result.stop_reason:
+            self.client.set_tag(self.run_id, "cnnlab.stop_reason", result.stop_reason)
+        with tempfile.TemporaryDirectory() as tmp:
+            curves = Path(tmp) / "learning_curves.svg"
+            curves.write_text(learning_curves_svg(result.history, self.run_name or ""))
+            self.client.log_artifact(self.run_id, str(curves))
+            history = Path(tmp) / "history.json"
+            history.write_text(json.dumps([vars(m) for m in result.history], indent=1))
+            self.client.log_artifact(self.run_id, str(history))
+            if self.log_weights:
+                self._log_weights(state.model, Path(tmp))
+
+    # ------------------------------------------------------------ helpers
+
+    def log_metrics(self, values: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in values.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def _log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        batch = [Param(k, _param_text(v)) for k, v in params.items()]
+        for start in range(0, len(batch), 100):  # MLflow takes at most 100 params per batch
+            self.client.log_batch(self.run_id, params=batch[start : start + 100])
+
+    def _log_weights(self, model: torch.nn.Module, tmp: Path) -> None:
+        path = tmp / "state_dict.pt"
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save(weights, path)
+        self.client.log_artifact(self.run_id, str(path), artifact_path="model")
+
+
+def _param_text(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, list | bool) else str(value)
+    return text[:PARAM_LIMIT]

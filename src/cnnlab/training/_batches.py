@@ -1,0 +1,55 @@
+"""Batches drawn by index from tensors already in memory (no Dataset, no DataLoader).
+
+Images stay uint8 until a batch is taken; it is then turned into normalised floats on the
+training device, so a whole epoch costs one gather and one cast per step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class BatchStream:
+    """An endless stream of shuffled index batches over n items, reshuffled when used up.
+
+    An "epoch" of N steps (the course's 100 x 64) simply takes N batches and the next epoch
+    continues where it stopped, so every image is seen before any is seen twice.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
+        self.n = n
+        self.batch_size = min(batch_size, n)
+        self.generator = generator
+        self.device = device
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    @property
+    def steps_per_pass(self) -> int:
+        return self.n // self.batch_size
+
+    def next(self) -> torch.Tensor:
+        if self._pos + self.batch_size > len(self._perm):
+            # The permutation is drawn on the CPU generator so runs match across devices.
+            self._perm = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+
+class Normalize:
+    """uint8 images -> float32 (x / 255 - mean) / std, fused into one multiply-add."""
+
+    def __init__(self, mean: float, std: float):
+        self.scale = 1.0 / (255.0 * std)
+        self.shift = -mean / std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float().mul_(self.scale).add_(self.shift)
+
+
+def eval_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int):
+    """Consecutive (images, labels) slices for evaluation, in order."""
+    for start in range(0, len(images), batch_size):
+        yield images[start : start + batch_size], labels[start : start + batch_size]

@@ -1,0 +1,213 @@
+"""The epoch loop: fit -> train_epoch -> evaluate. It knows nothing of MLflow or search engines.
+
+result = fit(model, splits, cfg.train, callbacks=[ProgressBar()])
+result.test_accuracy, result.history[-1].val_loss
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnlab.config import TrainConfig
+from cnnlab.training._batches import BatchStream, Normalize, eval_batches
+from cnnlab.training._callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochMetrics,
+    TrainState,
+    selection_loss,
+)
+from cnnlab.training._optim import create_optimizer, create_scheduler
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    history: list[EpochMetrics]
+    best_epoch: int  # 1-based epoch with the lowest validation loss
+    best_val_loss: float
+    best_val_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    epochs_run: int
+    images_seen: int
+    seconds: float  # wall time of the whole fit, test evaluation included
+    stop_reason: str | None  # why training ended before cfg.epochs, if it did
+    tested_epoch: int  # epoch whose weights were evaluated on the test set
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seeds python, numpy and torch; returns the generator that shuffles training batches."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class _Data:
+    """The splits as tensors on the training device."""
+
+    def __init__(self, splits, device: torch.device):
+        def put(t):
+            return t.to(device, non_blocking=True)
+
+        self.train = put(splits.train_x), put(splits.train_y)
+        self.val = put(splits.val_x), put(splits.val_y)
+        self.test = put(splits.test_x), put(splits.test_y)
+        self.normalize = Normalize(splits.mean, splits.std)
+
+
+def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitResult:
+    """Trains `model` on splits.train, selects on splits.val, reports on splits.test."""
+    started = time.perf_counter()
+    generator = seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model.to(device)
+    data = _Data(splits, device)
+    stream = BatchStream(len(data.train[0]), cfg.batch_size, generator, device)
+    steps = cfg.steps_per_epoch or stream.steps_per_pass
+    optimizer = create_optimizer(model.parameters(), cfg)
+    schedule = create_scheduler(optimizer, cfg, steps)
+    callbacks = list(callbacks)
+    if cfg.early_stopping:
+        callbacks.append(EarlyStopping(cfg.early_stopping))
+    state = TrainState(model=model, epochs=cfg.epochs, steps_per_epoch=steps, device=device)
+    _emit(callbacks, "on_fit_start", state)
+    best = _Best(cfg.restore_best)
+    for epoch in range(1, cfg.epochs + 1):
+        state.epoch = epoch
+        _emit(callbacks, "on_epoch_start", state)
+        metrics = _train_epoch(state, data, stream, optimizer, schedule, cfg, callbacks)
+        schedule.after_epoch(selection_loss(metrics))
+        best.update(metrics, model)
+        state.history.append(metrics)
+        _emit(callbacks, "on_epoch_end", state, metrics)
+        if state.stop_reason:
+            break
+    best.restore(model)
+    test_loss, test_acc = evaluate(model, *data.test, data.normalize, cfg.eval_batch_size)
+    chosen = state.history[best.epoch - 1]
+    result = FitResult(
+        history=state.history,
+        best_epoch=best.epoch,
+        best_val_loss=chosen.val_loss,
+        best_val_accuracy=chosen.val_accuracy,
+        test_loss=test_loss,
+        test_accuracy=test_acc,
+        epochs_run=len(state.history),
+        images_seen=state.history[-1].images_seen,
+        seconds=time.perf_counter() - started,
+        stop_reason=state.stop_reason,
+        tested_epoch=best.epoch if cfg.restore_best else len(state.history),
+    )
+    _emit(callbacks, "on_fit_end", state, result)
+    return result
+
+
+def _train_epoch(state, data, stream, optimizer, schedule, cfg, callbacks) -> EpochMetrics:
+    started = time.perf_counter()
+    model = state.model
+    model.train()
+    images, labels = data.train
+    # Losses add up on the device; reading them once per epoch avoids a sync per step.
+    loss_sum = torch.zeros((), device=state.device)
+    for _ in range(state.steps_per_epoch):
+        idx = stream.next()
+        x, y = data.normalize(images[idx]), labels[idx]
+        loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.after_step()
+        loss_sum += loss.detach()
+        state.step += 1
+        _emit(callbacks, "on_step_end", state)
+    train_loss = loss_sum.item() / state.steps_per_epoch
+    if not math.isfinite(train_loss):
+        # A NaN or inf at any step poisons the running sum, so this catches every step's loss.
+        raise TrainingDiverged(f"training loss became {train_loss} in epoch {state.epoch}")
+    val_loss, val_acc = evaluate(model, *data.val, data.normalize, cfg.eval_batch_size)
+    seen = (state.history[-1].images_seen if state.history else 0) + (
+        state.steps_per_epoch * stream.batch_size
+    )
+    return EpochMetrics(
+        epoch=state.epoch,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        val_accuracy=val_acc,
+        lr=optimizer.param_groups[0]["lr"],
+        images_seen=seen,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@torch.no_grad()
+def evaluate(model, images, labels, normalize, batch_size: int) -> tuple[float, float]:
+    """Mean cross-entropy (no label smoothing) and accuracy; (NaN, NaN) for an empty split."""
+    if len(images) == 0:
+        return math.nan, math.nan
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    for x, y in eval_batches(images, labels, batch_size):
+        logits = model(normalize(x))
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    return loss_sum.item() / len(images), correct.item() / len(images)
+
+
+@torch.no_grad()
+def predict(model, images, normalize, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted class of every image, in order (for confusion matrices)."""
+    model.eval()
+    out = [model(normalize(x)).argmax(1) for x, _ in eval_batches(images, images, batch_size)]
+    return torch.cat(out).cpu()
+
+
+class _Best:
+    """Remembers the epoch with the lowest selection loss and, if asked, its weights."""
+
+    def __init__(self, keep_weights: bool):
+        self.keep_weights = keep_weights
+        self.loss = math.inf
+        self.epoch = 0
+        self.state: dict | None = None
+
+    def update(self, metrics: EpochMetrics, model) -> None:
+        loss = selection_loss(metrics)
+        if self.epoch and not loss < self.loss:
+            return
+        self.loss, self.epoch = loss, metrics.epoch
+        if self.keep_weights:
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, model) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
+def _emit(callbacks, hook: str, *args) -> None:
+    for cb in callbacks:
+        getattr(cb, hook)(*args)

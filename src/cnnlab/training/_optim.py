@@ -1,0 +1,88 @@
+"""Optimizers and learning-rate schedules, looked up by name.
+
+opt = create_optimizer(model.parameters(), cfg.train)
+sched = create_scheduler(opt, cfg.train, steps_per_epoch=937)
+... sched.after_step() every batch; sched.after_epoch(val_loss) every epoch
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from cnnlab.config import TrainConfig
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter], TrainConfig], torch.optim.Optimizer]
+
+OPTIMIZERS: dict[str, OptimizerFactory] = {
+    "sgd": lambda params, c: torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
+    ),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+}
+
+
+def create_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig):
+    return OPTIMIZERS[cfg.optimizer](params, cfg)
+
+
+class Schedule:
+    """Wraps a torch scheduler so the loop need not know when each kind steps."""
+
+    def __init__(self, scheduler: Any = None, per_step: bool = False, on_metric: bool = False):
+        self.scheduler = scheduler
+        self.per_step = per_step
+        self.on_metric = on_metric
+
+    def after_step(self) -> None:
+        if self.scheduler is not None and self.per_step:
+            self.scheduler.step()
+
+    def after_epoch(self, metric: float) -> None:
+        if self.scheduler is None or self.per_step:
+            return
+        if self.on_metric:
+            self.scheduler.step(metric)
+        else:
+            self.scheduler.step()
+
+
+def _step(opt, c: TrainConfig, steps: int) -> Schedule:
+    return Schedule(torch.optim.lr_scheduler.StepLR(opt, step_size=c.step_size, gamma=c.gamma))
+
+
+def _cosine(opt, c: TrainConfig, steps: int) -> Schedule:
+    total = max(1, c.epochs * steps)
+    return Schedule(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total), per_step=True)
+
+
+def _onecycle(opt, c: TrainConfig, steps: int) -> Schedule:
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=c.lr, total_steps=max(2, c.epochs * steps), pct_start=c.pct_start
+    )
+    return Schedule(sched, per_step=True)
+
+
+def _plateau(opt, c: TrainConfig, steps: int) -> Schedule:
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=c.gamma, patience=c.plateau_patience
+    )
+    return Schedule(sched, on_metric=True)
+
+
+SchedulerFactory = Callable[[torch.optim.Optimizer, TrainConfig, int], Schedule]
+
+SCHEDULERS: dict[str, SchedulerFactory] = {
+    "none": lambda opt, c, steps: Schedule(),
+    "step": _step,
+    "cosine": _cosine,
+    "onecycle": _onecycle,
+    "plateau": _plateau,
+}
+
+
+def create_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    return SCHEDULERS[cfg.scheduler](opt, cfg, steps_per_epoch)
