@@ -36,7 +36,10 @@ def test_shipped_configs_parse_and_round_trip(path):
 def test_overrides_are_typed_and_win_over_the_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nlr = 0.5\noptimizer = "sgd"\n')
-    cfg = load_config(path, ["train.lr=0.01", "train.optimizer=adamw", "model.padding=[1, 0, 2]", "model.num_layers=3"])
+    cfg = load_config(
+        path,
+        ["train.lr=0.01", "train.optimizer=adamw", "model.padding=[1, 0, 2]", "model.num_layers=3"],
+    )
     assert cfg.train.lr == 0.01
     assert cfg.train.optimizer == "adamw"
     assert cfg.model.padding == [1, 0, 2]

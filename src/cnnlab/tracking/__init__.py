@@ -1,8 +1,8 @@
 """Tracking: MLflow observes training through a callback; nothing here is imported by the loop.
 
-    uri = resolve_uri(cfg.tracking, cli_override)
-    with MlflowTracker(uri, cfg.tracking.experiment, params=flatten(cfg)) as tracker:
-        fit(model, splits, cfg.train, callbacks=[tracker])
+uri = resolve_uri(cfg.tracking, cli_override)
+with MlflowTracker(uri, cfg.tracking.experiment, params=flatten(cfg)) as tracker:
+    fit(model, splits, cfg.train, callbacks=[tracker])
 """
 
 from cnnlab.tracking._curves import learning_curves_svg

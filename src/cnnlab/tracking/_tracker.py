@@ -1,8 +1,8 @@
 """MLflow as an observer of training: one run, its params, per-epoch metrics and artifacts.
 
-    tracker = MlflowTracker(uri, "cnnlab", params=flatten(cfg), artifacts={...})
-    with tracker:                      # FINISHED, FAILED on an exception, KILLED on an interrupt
-        fit(model, splits, cfg.train, callbacks=[tracker])
+tracker = MlflowTracker(uri, "cnnlab", params=flatten(cfg), artifacts={...})
+with tracker:                      # FINISHED, FAILED on an exception, KILLED on an interrupt
+    fit(model, splits, cfg.train, callbacks=[tracker])
 """
 
 from __future__ import annotations

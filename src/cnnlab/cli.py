@@ -1,0 +1,217 @@
+"""The `cnnlab` command: parse arguments, call the library, map errors to exit codes.
+
+Exit codes (also in the README):
+  0 success; 1 unexpected error; 2 bad input (arguments, config, impossible architecture);
+  3 bad or missing dataset files; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is so that runs close as KILLED, like Ctrl-C."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    return _run(args.handler, args)
+
+
+def _run(handler: Callable, args: argparse.Namespace) -> int:
+    from cnnlab.config import ConfigError
+    from cnnlab.data import DataError
+
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except DataError as exc:
+        return _fail(str(exc), EXIT_DATA)
+    except Terminated:
+        return _fail("terminated (SIGTERM)", EXIT_TERMINATED)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"cnnlab: error: {message}", file=sys.stderr)
+    return code
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _load(args):
+    from cnnlab.config import load_config
+
+    overrides = list(args.set or [])
+    if getattr(args, "experiment", None):
+        overrides.append(f"tracking.experiment={json.dumps(args.experiment)}")
+    return load_config(args.config, overrides)
+
+
+def cmd_train(args) -> int:
+    from cnnlab.runner import train_run
+    from cnnlab.training import ProgressBar
+
+    cfg = _load(args)
+    show_progress = not args.quiet and sys.stderr.isatty()
+    outcome = train_run(
+        cfg,
+        data_dir=args.data_dir,
+        tracking_uri=args.tracking_uri,
+        callbacks=[ProgressBar()] if show_progress else [],
+    )
+    r = outcome.result
+    if not args.quiet:
+        print(
+            f"run {outcome.run_id} in experiment {outcome.experiment!r}: "
+            f"{r.epochs_run} epochs, {r.images_seen} images, {r.seconds:.1f}s\n"
+            f"best epoch {r.best_epoch}: val_loss {r.best_val_loss:.4f}  "
+            f"val_accuracy {r.best_val_accuracy:.4f}\n"
+            f"test (epoch {r.tested_epoch} weights): test_loss {r.test_loss:.4f}  "
+            f"test_accuracy {r.test_accuracy:.4f}\n"
+            f"tracking: {outcome.tracking_uri}"
+        )
+    if args.json:
+        print(json.dumps(_train_json(outcome)))
+    return EXIT_OK
+
+
+def _train_json(outcome) -> dict:
+    r = outcome.result
+    return {
+        "run_id": outcome.run_id,
+        "experiment": outcome.experiment,
+        "tracking_uri": outcome.tracking_uri,
+        "val_accuracy": r.best_val_accuracy,
+        "val_loss": r.best_val_loss,
+        "test_accuracy": r.test_accuracy,
+        "test_loss": r.test_loss,
+        "epochs": r.epochs_run,
+        "best_epoch": r.best_epoch,
+        "images_seen": r.images_seen,
+        "seconds": round(r.seconds, 3),
+        "stop_reason": r.stop_reason,
+    }
+
+
+def cmd_summary(args) -> int:
+    from cnnlab.models import format_summary
+    from cnnlab.runner import build
+
+    summary = build(_load(args)).summary
+    print(json.dumps(summary.to_dict()) if args.json else format_summary(summary))
+    return EXIT_OK
+
+
+def cmd_data(args) -> int:
+    from cnnlab.data import find_data_dir, verify_all
+
+    if not args.verify:
+        print(find_data_dir(args.data_dir, download=not args.no_download))
+        return EXIT_OK
+    reports = verify_all(args.data_dir, download=not args.no_download)
+    if args.json:
+        print(json.dumps([{**vars(r), "path": str(r.path)} for r in reports]))
+        return EXIT_OK
+    for r in reports:
+        print(f"ok  {r.name:<26} {r.count:>6} items  sha256 {r.sha256}  {r.path}")
+    return EXIT_OK
+
+
+def cmd_ui(args) -> int:
+    from cnnlab.config import TrackingConfig
+    from cnnlab.tracking import resolve_uri
+
+    uri = resolve_uri(TrackingConfig(runs_dir=args.runs_dir), args.tracking_uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} for {uri} (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, command)
+    return EXIT_ERROR  # not reached: execv replaces this process
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cnnlab", description=__doc__.split("\n")[0])
+    from cnnlab import __version__
+
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a model from a config, tracked in MLflow")
+    _config_args(train)
+    train.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment)")
+    _tracking_args(train)
+    _data_dir_arg(train)
+    train.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+    train.add_argument("--quiet", action="store_true", help="no progress bar or result text")
+    train.set_defaults(handler=cmd_train)
+
+    summary = sub.add_parser("summary", help="show the architecture a config builds")
+    _config_args(summary)
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary.set_defaults(handler=cmd_summary)
+
+    data = sub.add_parser("data", help="locate (or download) Fashion-MNIST")
+    _data_dir_arg(data)
+    data.add_argument("--verify", action="store_true", help="check every file and print it")
+    data.add_argument("--no-download", action="store_true", help="fail instead of downloading")
+    data.add_argument("--json", action="store_true", help="with --verify: print JSON")
+    data.set_defaults(handler=cmd_data)
+
+    ui = sub.add_parser("ui", help="the MLflow UI on the same store, on 127.0.0.1")
+    _tracking_args(ui)
+    ui.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=cmd_ui)
+    return parser
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="TOML config (default: built-in defaults)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set train.lr=0.01",
+    )
+
+
+def _tracking_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (overrides MLFLOW_TRACKING_URI)")
+
+
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

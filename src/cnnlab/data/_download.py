@@ -1,0 +1,90 @@
+"""Fetch missing Fashion-MNIST files from a mirror into the user cache, all or nothing per file.
+
+Each file streams into a private `.part` file next to its final name, is verified in full, and
+only then renamed into place; any failure deletes the `.part`. A file in the cache under its
+final name has therefore passed every check once.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import BinaryIO
+
+from cnnlab.data._idx import DataError, file_name, verify_bytes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+TIMEOUT_S = 30.0  # per blocking socket operation, not per file
+_CHUNK = 1 << 20  # bytes per read while streaming
+
+
+def cache_dir() -> Path:
+    """`<cache>/fashion-mnist`; <cache> is $CNNLAB_CACHE_DIR, $XDG_CACHE_HOME/cnnlab or ~/.cache."""
+    root = os.environ.get("CNNLAB_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = str(Path(xdg) / "cnnlab") if xdg else str(Path.home() / ".cache" / "cnnlab")
+    return Path(root).expanduser() / "fashion-mnist"
+
+
+def mirror_url() -> str:
+    return os.environ.get("CNNLAB_DATA_MIRROR") or DEFAULT_MIRROR
+
+
+def download(kinds: list[str], target: Path, mirror: str) -> None:
+    """Fetch each kind into `target`; the first failure raises DataError, leaving no part behind."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"{target}: cache dir: expected a writable directory, got {exc.strerror} ({target})"
+        ) from None
+    for kind in kinds:
+        _fetch(kind, target, mirror.rstrip("/") + "/" + file_name(kind))
+
+
+def _fetch(kind: str, target: Path, url: str) -> None:
+    name = file_name(kind)
+    log.info("downloading %s", url)
+    # A unique part name: two processes filling the same cache cannot write into one file.
+    fd, part_name = tempfile.mkstemp(prefix=f"{name}.", suffix=".part", dir=target)
+    part = Path(part_name)
+    done = False
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _stream(url, out, name)
+        verify_bytes(part.read_bytes(), kind, name, url)
+        os.replace(part, target / name)
+        done = True
+    finally:
+        if not done:
+            part.unlink(missing_ok=True)
+
+
+def _stream(url: str, out: BinaryIO, name: str) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            shutil.copyfileobj(response, out, _CHUNK)
+    except urllib.error.HTTPError as exc:
+        raise DataError(
+            f"{name}: download: expected HTTP 200, got HTTP {exc.code} {exc.reason} ({url})"
+        ) from None
+    except urllib.error.URLError as exc:
+        raise DataError(
+            f"{name}: download: expected a response, got {exc.reason} ({url})"
+        ) from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # Timeouts, resets and short reads mid-body; ValueError is a malformed mirror URL.
+        text = " ".join(str(exc).split()) or "no detail"
+        detail = f"{type(exc).__name__}: {text}"
+        raise DataError(
+            f"{name}: download: expected the whole file, got {detail} ({url})"
+        ) from None

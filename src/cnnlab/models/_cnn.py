@@ -1,0 +1,85 @@
+"""The "cnn" family: conv blocks (conv, [BatchNorm], activation, [Dropout2d], [max-pool]), then
+a pooled or flattened map through a dense head.
+
+The course CNN (28 -> 28 -> 14 -> 12 -> 6 -> 4 -> 2, then average-pooled):
+
+    create_model(CnnConfig(filters=32, num_layers=3, head_pool="avg"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from cnnlab.config import CnnConfig
+from cnnlab.models._blocks import (
+    ArchitectureError,
+    check_io,
+    dense_layers,
+    dry_run,
+    make_activation,
+)
+from cnnlab.models._plan import BlockPlan, plan_cnn
+
+# How the last feature map enters the dense head. "avg" is the course's AvgPool over the whole map;
+# adaptive pools make that hold for any map size.
+_HEAD_POOLS: dict[str, Callable[[], list[nn.Module]]] = {
+    "flatten": lambda: [nn.Flatten()],
+    "avg": lambda: [nn.AdaptiveAvgPool2d(1), nn.Flatten()],
+    "max": lambda: [nn.AdaptiveMaxPool2d(1), nn.Flatten()],
+}
+
+
+class ConvNet(nn.Module):
+    """`features` (one nn.Sequential per conv block) then `head`; summaries name layers by these."""
+
+    def __init__(self, features: nn.Sequential, head: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_cnn(
+    cfg: CnnConfig, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10
+) -> ConvNet:
+    """The "cnn" builder; the arithmetic plan is checked before any module is made."""
+    shape = check_io(input_shape, num_classes)
+    features = nn.Sequential(*(conv_block(cfg, plan) for plan in plan_cnn(cfg, shape)))
+    pool = head_pool(cfg.head_pool)
+    in_features = dry_run(nn.Sequential(features, *pool), shape).shape[1]
+    dense = dense_layers(in_features, cfg.hidden_units, cfg.activation, cfg.dropout, num_classes)
+    return ConvNet(features, nn.Sequential(*pool, *dense))
+
+
+def conv_block(cfg: CnnConfig, plan: BlockPlan) -> nn.Sequential:
+    """One block as planned; the conv drops its bias under BatchNorm, whose shift replaces it."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(
+            plan.in_channels,
+            plan.out_channels,
+            cfg.kernel_size,
+            padding=plan.padding,
+            bias=not cfg.batchnorm,
+        )
+    ]
+    if cfg.batchnorm:
+        layers.append(nn.BatchNorm2d(plan.out_channels))
+    layers.append(make_activation(cfg.activation))
+    if cfg.conv_dropout > 0:
+        layers.append(nn.Dropout2d(cfg.conv_dropout))
+    if cfg.pool_size > 1:
+        layers.append(nn.MaxPool2d(cfg.pool_size))
+    return nn.Sequential(*layers)
+
+
+def head_pool(name: str) -> list[nn.Module]:
+    if name not in _HEAD_POOLS:
+        raise ArchitectureError(
+            f"model.head_pool: unknown {name!r}; expected one of {', '.join(_HEAD_POOLS)}"
+        )
+    return _HEAD_POOLS[name]()

@@ -1,0 +1,59 @@
+"""Model families by name, and the two entry points the rest of cnnlab uses.
+
+model = create_model(cfg.model, input_shape=(1, 28, 28), num_classes=10)
+check_architecture(cfg.model)  # cheap: no modules; raises ArchitectureError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+
+from cnnlab.config import MODEL_CONFIGS, ModelConfig
+from cnnlab.models._blocks import ArchitectureError, check_io
+from cnnlab.models._cnn import build_cnn
+from cnnlab.models._mlp import build_mlp
+from cnnlab.models._plan import plan_cnn
+
+ModelBuilder = Callable[[Any, Sequence[int], int], nn.Module]  # (cfg, input_shape, num_classes)
+
+# Keys match config.MODEL_CONFIGS; a test keeps the two in step.
+MODELS: dict[str, ModelBuilder] = {"cnn": build_cnn, "mlp": build_mlp}
+
+# Shape checks that need no modules; a family without an entry has nothing that can misfit.
+_CHECKS: dict[str, Callable[[Any, Sequence[int]], object]] = {"cnn": plan_cnn}
+
+
+def create_model(
+    cfg: ModelConfig, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10
+) -> nn.Module:
+    """Build the model `cfg.name` names, for float [B, C, H, W] input, in training mode."""
+    return _builder(cfg)(cfg, input_shape, num_classes)
+
+
+def check_architecture(
+    cfg: ModelConfig, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10
+) -> None:
+    """Raise ArchitectureError if create_model would; microseconds, so fit for every trial."""
+    _builder(cfg)
+    shape = check_io(input_shape, num_classes)
+    check = _CHECKS.get(cfg.name)
+    if check is not None:
+        check(cfg, shape)
+
+
+def _builder(cfg: ModelConfig) -> ModelBuilder:
+    name = getattr(cfg, "name", None)
+    if name not in MODELS:
+        raise ArchitectureError(
+            f"model.name: no model family {name!r}; expected one of {', '.join(MODELS)}"
+        )
+    expected = MODEL_CONFIGS.get(name)
+    if expected is not None and not isinstance(cfg, expected):
+        raise ArchitectureError(
+            f"model: family {name!r} is built from a {expected.__name__}, "
+            f"got a {type(cfg).__name__}"
+        )
+    return MODELS[name]

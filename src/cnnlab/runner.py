@@ -1,0 +1,108 @@
+"""One training run end to end, in the order that keeps bad input cheap:
+
+check the architecture (no data, no run) -> load and verify data (no run) -> open the MLflow run
+-> fit -> close the run with the right status.
+
+    outcome = train_run(load_config("configs/default.toml"))
+    outcome.run_id, outcome.result.test_accuracy
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cnnlab.config import Config, flatten, to_toml
+from cnnlab.data import Splits, load_fashion_mnist, make_splits
+from cnnlab.models import ModelSummary, check_architecture, create_model, format_summary, summarize
+from cnnlab.tracking import MlflowTracker, resolve_uri, run_tags
+from cnnlab.training import Callback, FitResult, fit, seed_everything
+
+# What a model needs to know of a dataset before any of it is loaded.
+DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "fashion-mnist": ((1, 28, 28), 10),  # (channels, height, width), classes
+}
+
+
+@dataclass
+class Built:
+    model: Any
+    summary: ModelSummary
+
+
+@dataclass
+class Outcome:
+    run_id: str | None
+    experiment: str
+    tracking_uri: str | None
+    result: FitResult
+    summary: ModelSummary
+
+
+def build(cfg: Config) -> Built:
+    """Checks the architecture by arithmetic, builds it, and dissects it by a dry run."""
+    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
+    check_architecture(cfg.model, input_shape, classes)
+    seed_everything(cfg.train.seed)  # initial weights depend on the seed alone
+    model = create_model(cfg.model, input_shape, classes)
+    return Built(model, summarize(model, input_shape))
+
+
+def load_splits(cfg: Config, data_dir: str | None = None) -> Splits:
+    raw = load_fashion_mnist(data_dir)
+    return make_splits(raw, cfg.data.val_fraction, cfg.data.train_limit, cfg.train.seed)
+
+
+def architecture_params(summary: ModelSummary) -> dict[str, Any]:
+    """The facts of the built model, logged beside the config so every run shows what it trained."""
+    facts: dict[str, Any] = {
+        "arch.total_params": summary.total_params,
+        "arch.macs_per_image": summary.total_macs,
+    }
+    if summary.final_map is not None:
+        facts["arch.final_map"] = "x".join(map(str, summary.final_map))
+        facts["arch.spatial_chain"] = " -> ".join(map(str, summary.spatial_chain))
+    return facts
+
+
+def train_run(
+    cfg: Config,
+    *,
+    data_dir: str | None = None,
+    tracking_uri: str | None = None,
+    track: bool = True,
+    callbacks: list[Callback] = (),
+    splits: Splits | None = None,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> Outcome:
+    """Trains cfg's model; with track=True every detail goes to one MLflow run."""
+    built = build(cfg)
+    splits = splits if splits is not None else load_splits(cfg, data_dir)
+    if not track:
+        result = fit(built.model, splits, cfg.train, list(callbacks))
+        return Outcome(None, cfg.tracking.experiment, None, result, built.summary)
+    uri = resolve_uri(cfg.tracking, tracking_uri)
+    tracker = MlflowTracker(
+        uri,
+        cfg.tracking.experiment,
+        params={**flatten(cfg), **architecture_params(built.summary)},
+        tags=run_tags(splits.checksum, {"cnnlab.model": cfg.model.name, **(extra_tags or {})}),
+        artifacts={
+            "config.toml": to_toml(cfg),
+            "architecture.txt": format_summary(built.summary),
+            "architecture.json": _json(built.summary.to_dict()),
+        },
+        run_name=cfg.tracking.run_name,
+        parent_run_id=parent_run_id,
+        log_weights=cfg.tracking.log_weights,
+    )
+    with tracker:
+        result = fit(built.model, splits, cfg.train, [*callbacks, tracker])
+    return Outcome(tracker.run_id, cfg.tracking.experiment, uri, result, built.summary)
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
