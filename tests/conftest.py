@@ -36,7 +36,7 @@ def tiny_splits(fmnist):
     return splits
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_cfg():
     def make(*overrides: str):
         return load_config(None, [*TINY, *overrides])

@@ -30,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     return _run(args.handler, args)
@@ -142,6 +143,21 @@ def cmd_data(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from cnnlab.config import TrackingConfig
+    from cnnlab.reports import confusion_from_run, write_report
+    from cnnlab.tracking import resolve_uri
+
+    uri = resolve_uri(TrackingConfig(runs_dir=args.runs_dir), args.tracking_uri)
+
+    def confusion(run):
+        return confusion_from_run(uri, run, args.data_dir)
+
+    paths = write_report(uri, args.experiment, Path(args.out), confusion=confusion)
+    print(f"report: {paths[-2]} and {paths[-1]} ({len(paths) - 2} figures)")
+    return EXIT_OK
+
+
 def cmd_ui(args) -> int:
     from cnnlab.config import TrackingConfig
     from cnnlab.tracking import resolve_uri
@@ -186,6 +202,16 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--no-download", action="store_true", help="fail instead of downloading")
     data.add_argument("--json", action="store_true", help="with --verify: print JSON")
     data.set_defaults(handler=cmd_data)
+
+    report = sub.add_parser("report", help="write report.md / report.html from MLflow runs")
+    report.add_argument(
+        "--experiment", action="append", help="experiment to include (repeatable; default all)"
+    )
+    report.add_argument("--out", default="report", help="output folder (default: ./report)")
+    report.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
+    _tracking_args(report)
+    _data_dir_arg(report)
+    report.set_defaults(handler=cmd_report)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the same store, on 127.0.0.1")
     _tracking_args(ui)

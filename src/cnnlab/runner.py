@@ -9,6 +9,8 @@ check the architecture (no data, no run) -> load and verify data (no run) -> ope
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,13 +95,18 @@ def train_run(
             "architecture.txt": format_summary(built.summary),
             "architecture.json": _json(built.summary.to_dict()),
         },
-        run_name=cfg.tracking.run_name,
+        run_name=cfg.tracking.run_name or default_run_name(cfg),
         parent_run_id=parent_run_id,
         log_weights=cfg.tracking.log_weights,
     )
     with tracker:
         result = fit(built.model, splits, cfg.train, [*callbacks, tracker])
     return Outcome(tracker.run_id, cfg.tracking.experiment, uri, result, built.summary)
+
+
+def default_run_name(cfg: Config) -> str:
+    """Family, time and a random suffix: MLflow's own names repeat once `random` is seeded."""
+    return f"{cfg.model.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def _json(data: Any) -> str:

@@ -1,0 +1,109 @@
+"""Read runs back from MLflow: everything a report shows comes from here.
+
+records = collect(uri, ["baseline", "architecture"])
+records["baseline"][0].history["val_loss"]   # [(epoch, value), ...]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnlab.tracking import client
+
+CURVES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch metrics plotted per run
+# Params that describe where or how a run was stored, not what was trained.
+_NOT_COMPARED = ("tracking.", "search.")
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    name: str
+    experiment: str
+    status: str
+    start_time: int  # ms since the epoch
+    params: dict[str, str]
+    metrics: dict[str, float]  # the last value of every metric
+    tags: dict[str, str]
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.tags.get("mlflow.parentRunId")
+
+    @property
+    def is_parent(self) -> bool:
+        return self.tags.get("cnnlab.role") == "search"
+
+
+@dataclass
+class ExperimentRecord:
+    name: str
+    experiment_id: str
+    tags: dict[str, str]
+    runs: list[RunRecord]  # oldest first
+
+    @property
+    def trained(self) -> list[RunRecord]:
+        """Runs that trained a model and finished: what curves and tables compare."""
+        return [r for r in self.runs if r.status == "FINISHED" and "test_accuracy" in r.metrics]
+
+
+def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRecord]:
+    """The named experiments (all but Default when None), with runs and per-epoch histories."""
+    mlflow_client = client(uri)
+    found = mlflow_client.search_experiments()
+    by_name = {e.name: e for e in found}
+    if experiments is None:
+        names = [e.name for e in sorted(found, key=lambda e: e.creation_time or 0)]
+        names = [n for n in names if n != "Default"]
+    else:
+        missing = [n for n in experiments if n not in by_name]
+        if missing:
+            from cnnlab.config import ConfigError
+
+            raise ConfigError(f"--experiment: no experiment named {missing[0]!r} in {uri}")
+        names = experiments
+    return [_experiment(mlflow_client, by_name[n]) for n in names]
+
+
+def _experiment(mlflow_client, exp) -> ExperimentRecord:
+    runs = mlflow_client.search_runs([exp.experiment_id], max_results=5000)
+    records = [_run(mlflow_client, exp.name, r) for r in runs]
+    records.sort(key=lambda r: r.start_time)
+    return ExperimentRecord(exp.name, exp.experiment_id, dict(exp.tags), records)
+
+
+def _run(mlflow_client, experiment: str, run) -> RunRecord:
+    record = RunRecord(
+        run_id=run.info.run_id,
+        name=run.info.run_name or run.info.run_id[:8],
+        experiment=experiment,
+        status=run.info.status,
+        start_time=run.info.start_time or 0,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+    )
+    for key in CURVES:
+        if key in record.metrics:
+            points = mlflow_client.get_metric_history(record.run_id, key)
+            record.history[key] = sorted((m.step, m.value) for m in points)
+    return record
+
+
+def differing_params(runs: list[RunRecord]) -> list[str]:
+    """Config keys whose values are not the same in every run, in a stable order."""
+    keys = sorted({k for r in runs for k in r.params if not k.startswith(_NOT_COMPARED)})
+    return [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
+
+
+def best_run(runs: list[RunRecord]) -> RunRecord | None:
+    """Selected on validation loss, as training selects epochs; never on the test set."""
+    scored = [r for r in runs if "best_val_loss" in r.metrics]
+    return min(scored, key=lambda r: r.metrics["best_val_loss"], default=None)
+
+
+def metric(run: RunRecord, key: str, default: Any = None) -> Any:
+    return run.metrics.get(key, default)

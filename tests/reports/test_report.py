@@ -1,0 +1,86 @@
+import re
+
+import mlflow
+import pytest
+
+from cnnlab.reports import PUBLISHED, collect, confusion_from_run, differing_params, write_report
+from cnnlab.runner import train_run
+from cnnlab.tracking import default_uri
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, fmnist, tiny_cfg):
+    """Two experiments: one comparing filters (with the study's figures as tags), one single run."""
+    from cnnlab.data import make_splits
+
+    uri = default_uri(tmp_path_factory.mktemp("runs"))
+    splits = make_splits(fmnist, 0.1, 600, 42)
+    splits.val_x, splits.val_y = splits.val_x[:600], splits.val_y[:600]
+    splits.test_x, splits.test_y = splits.test_x[:600], splits.test_y[:600]
+    ids = []
+    for filters in (4, 8):
+        cfg = tiny_cfg(f"model.filters={filters}", "tracking.experiment=widths")
+        ids.append(train_run(cfg, tracking_uri=uri, splits=splits).run_id)
+    cfg = tiny_cfg("tracking.experiment=single")
+    train_run(cfg, tracking_uri=uri, splits=splits)
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("widths")
+    client.set_experiment_tag(exp.experiment_id, PUBLISHED + "accuracy", "79.88%")
+    client.set_experiment_tag(exp.experiment_id, PUBLISHED + "setting", "88 filters")
+    return uri, ids
+
+
+def test_collect_reads_runs_and_histories(store):
+    uri, ids = store
+    (widths,) = collect(uri, ["widths"])
+    assert [r.run_id for r in widths.runs] == ids
+    assert [step for step, _ in widths.runs[0].history["val_loss"]] == [1, 2]
+    assert "model.filters" in differing_params(widths.runs)
+    assert "train.lr" not in differing_params(widths.runs)
+
+
+def test_report_writes_markdown_html_and_svgs(store, tmp_path):
+    uri, ids = store
+    paths = write_report(uri, None, tmp_path)
+    names = {p.name for p in paths}
+    assert {"report.md", "report.html", "widths-val_loss.svg", "single-train_loss.svg"} <= names
+    md = (tmp_path / "report.md").read_text()
+    assert "they differ in one parameter: `model.filters`" in md
+    assert "validation split" in md and "official test set" in md
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("<svg") >= 6 and "<?xml" not in html
+
+
+def test_every_number_comes_from_mlflow(store, tmp_path):
+    uri, ids = store
+    write_report(uri, ["widths"], tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    client = mlflow.MlflowClient(uri)
+    for run_id in ids:
+        metrics = client.get_run(run_id).data.metrics
+        assert f"{metrics['test_loss']:.4f}" in md
+        assert f"{100 * metrics['test_accuracy']:.2f}%" in md
+        assert f"{int(metrics['images_seen']):,}" in md
+    # The study's figures appear because they are stored as tags, beside cnnlab's best run.
+    row = next(line for line in md.splitlines() if line.startswith("| widths |"))
+    assert "79.88%" in row and "88 filters" in row
+
+
+def test_confusion_matrix_of_the_best_run(store, tmp_path):
+    uri, ids = store
+    (widths,) = collect(uri, ["widths"])
+    run = widths.runs[1]
+    matrix, names = confusion_from_run(uri, run)
+    assert len(matrix) == 10 and len(names) == 10
+    assert sum(map(sum, matrix)) == 10000  # the whole test set, not the fixture's cut
+    write_report(uri, ["widths"], tmp_path, confusion=lambda r: (matrix, names))
+    md = (tmp_path / "report.md").read_text()
+    assert "best-confusion.svg" in md
+    assert re.search(r"\| Trouser \| 1,000 \| \d+\.\d\d% \|", md)
+
+
+def test_unknown_experiment_is_a_clear_error(store, tmp_path):
+    from cnnlab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no experiment named 'nope'"):
+        write_report(store[0], ["nope"], tmp_path)
