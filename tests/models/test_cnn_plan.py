@@ -42,7 +42,6 @@ def test_depth_shrinks_map_below_one_pixel():
     [
         ({"filters": 0}, "model.filters"),
         ({"pool_size": 0}, "model.pool_size"),
-        ({"num_layers": 1, "padding": [1, 0]}, "model.padding"),
         ({"padding": -1}, "model.padding"),
         ({"padding": []}, "model.padding"),
     ],
@@ -93,3 +92,8 @@ def test_plan_agrees_with_the_built_model():
         assert summary.spatial_chain == chain, cfg
         built += 1
     assert built > 30 and failed > 10  # both paths were really exercised
+
+
+def test_padding_values_past_the_last_block_are_unused():
+    plans = plan_cnn(CnnConfig(num_layers=1, padding=[1, 0]), (1, 28, 28))
+    assert [p.padding for p in plans] == [1]

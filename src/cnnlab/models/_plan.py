@@ -31,11 +31,15 @@ class BlockPlan:
 
 
 def block_paddings(cfg: CnnConfig) -> list[int]:
-    """Padding per block: an int applies to all; a list's last value repeats for deeper blocks."""
+    """Padding per block: an int applies to all; a list's last value repeats for deeper blocks.
+
+    Values past the last block are unused, so a search over num_layers can keep one padding
+    list (the course's [1, 0] with a single block is a 1-block net padded by 1).
+    """
     pads = cfg.padding if isinstance(cfg.padding, list) else [cfg.padding]
-    if not pads or any(p < 0 for p in pads) or len(pads) > cfg.num_layers:
+    if not pads or any(p < 0 for p in pads):
         raise ArchitectureError(
-            f"model.padding: expected 1 to {cfg.num_layers} integers >= 0, got {cfg.padding!r}"
+            f"model.padding: expected one or more integers >= 0, got {cfg.padding!r}"
         )
     return [pads[min(i, len(pads) - 1)] for i in range(cfg.num_layers)]
 

@@ -123,6 +123,8 @@ def _experiment_section(index: int, record: ExperimentRecord) -> Section:
     differ = differing_params(runs)
     # Architecture facts follow from the config; only config keys count as changes.
     section.add(_differ_sentence([k for k in differ if not k.startswith("arch.")], len(runs)))
+    if 2 < len(runs) <= 12 and not trials:
+        section.add(_steps_sentence(runs))
     labels = _labels(runs, differ)
     section.add(Table(*_runs_table(runs, differ, labels)))
     slug = _slug(record.name)
@@ -147,6 +149,17 @@ def _differ_sentence(differ: list[str], n: int) -> str:
     if len(differ) == 1:
         return f"{n} runs; they differ in one parameter: {named}."
     return f"{n} runs; **more than one parameter changed** between them: {named}."
+
+
+def _steps_sentence(runs: list[RunRecord]) -> str:
+    """What changed from each run to the next, flagging a step that changed several things."""
+    parts = []
+    for before, after in zip(runs, runs[1:]):
+        keys = [k for k in differing_params([before, after]) if not k.startswith("arch.")]
+        named = ", ".join(f"`{k}`" for k in keys) or "nothing"
+        warn = " (**more than one change**)" if len(keys) > 1 else ""
+        parts.append(f"{before.name} -> {after.name}: {named}{warn}")
+    return "From one run to the next: " + "; ".join(parts) + "."
 
 
 def _labels(runs: list[RunRecord], differ: list[str]) -> dict[str, str]:
