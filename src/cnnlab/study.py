@@ -218,13 +218,22 @@ def _run_step(step, experiment, quick, uri, mlflow_client, data_dir, tune, echo)
         cfg = step.config(step.variants[0], quick)
         cfg.tracking.experiment = experiment
         if tune is None:
-            from cnnlab.search import tune_from_config as tune
-        tune(cfg, tracking_uri=uri, data_dir=data_dir)
+            tune = _tune
+        tune(cfg, tracking_uri=uri, data_dir=data_dir, echo=echo)
         count = cfg.search.trials
     else:
         count = _train_variants(step, experiment, digest, quick, uri, mlflow_client, data_dir, echo)
     mlflow_client.set_experiment_tag(exp_id, "cnnlab.step_complete", digest)
     return StepResult(step.name, experiment, False, count)
+
+
+def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, echo) -> None:
+    from cnnlab.search import describe_record, run_search
+
+    def on_trial(record) -> None:
+        echo(f"  {describe_record(record)}")
+
+    run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial)
 
 
 def _train_variants(step, experiment, digest, quick, uri, mlflow_client, data_dir, echo) -> int:

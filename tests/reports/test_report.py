@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -84,3 +85,46 @@ def test_unknown_experiment_is_a_clear_error(store, tmp_path):
 
     with pytest.raises(ConfigError, match="no experiment named 'nope'"):
         write_report(store[0], ["nope"], tmp_path)
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless, no network, no first-run work: the flags that let Chromium start quietly offline.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+def test_report_html_renders_with_its_plots_in_chromium(store, tmp_path):
+    import subprocess
+
+    from matplotlib.image import imread
+
+    assert Path(CHROMIUM).exists(), "chromium missing: scripts/test.sh installs it"
+    write_report(store[0], ["widths"], tmp_path)
+    page = (tmp_path / "report.html").as_uri()
+    base = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [*base, "--dump-dom", page], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert dom.count("<svg") == 3 and dom.count("<figure") == 3  # the three curve plots
+    assert "<table>" in dom and "model.filters" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [*base, f"--screenshot={shot}", "--window-size=1200,2400", page],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1200)
+    # Matplotlib's first line colour (tab:blue) is on the page: the plots were drawn.
+    blue = (abs(pixels - [0x1F / 255, 0x77 / 255, 0xB4 / 255]).sum(axis=-1) < 0.05).sum()
+    assert blue > 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cnnlab.reports._collect import RunRecord
 
@@ -25,6 +26,7 @@ def curves_svg(runs: list[RunRecord], key: str, labels: dict[str, str]) -> str:
         if points:
             ax.plot(*zip(*points), marker="o", markersize=3, label=labels[run.run_id])
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if runs:
         ax.legend(fontsize="small")

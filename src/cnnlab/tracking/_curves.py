@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def learning_curves_svg(history, title: str = "") -> str:
@@ -19,6 +20,7 @@ def learning_curves_svg(history, title: str = "") -> str:
     acc_ax.plot(epochs, [m.val_accuracy for m in history], marker="o", color="tab:green")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
     for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
