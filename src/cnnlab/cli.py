@@ -2,7 +2,9 @@
 
 Exit codes (also in the README):
   0 success; 1 unexpected error; 2 bad input (arguments, config, impossible architecture);
-  3 bad or missing dataset files; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+  3 bad or missing dataset files; 4 every trial of a search (`cnnlab tune`) failed;
+  5 tracking server unreachable (at start within seconds, or for too long at the end);
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+EXIT_ALL_TRIALS_FAILED = 4
+EXIT_TRACKING = 5
 
 
 class Terminated(KeyboardInterrupt):
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(handler: Callable, args: argparse.Namespace) -> int:
     from cnnlab.config import ConfigError
     from cnnlab.data import DataError
+    from cnnlab.tracking import TrackingUnavailable
 
     try:
         return handler(args)
@@ -46,6 +51,8 @@ def _run(handler: Callable, args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except DataError as exc:
         return _fail(str(exc), EXIT_DATA)
+    except TrackingUnavailable as exc:
+        return _fail(str(exc), EXIT_TRACKING)
     except Terminated:
         return _fail("terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:
@@ -70,6 +77,9 @@ def _load(args):
     overrides = list(args.set or [])
     if getattr(args, "experiment", None):
         overrides.append(f"tracking.experiment={json.dumps(args.experiment)}")
+    for key in ("engine", "trials", "timeout"):  # tune's flags are [search] overrides
+        if getattr(args, key, None) is not None:
+            overrides.append(f"search.{key}={json.dumps(getattr(args, key))}")
     return load_config(args.config, overrides)
 
 
@@ -119,6 +129,36 @@ def _train_json(outcome) -> dict:
     }
 
 
+def cmd_tune(args) -> int:
+    from cnnlab.search import check_space, describe_record, format_table, prepare, run_search
+
+    cfg = _load(args)
+    if args.check:
+        report = check_space(cfg, prepare(cfg))
+        print(json.dumps(report.to_dict()) if args.json else report.format())
+        return EXIT_OK
+    echo = None if args.quiet else (lambda r: print(describe_record(r), file=sys.stderr))
+    result = run_search(cfg, tracking_uri=args.tracking_uri, data_dir=args.data_dir, on_trial=echo)
+    n = result.counts
+    if not args.quiet:
+        print(format_table(result.records, result.objective, result.maximize))
+        print(
+            f"{n['ok']}/{len(result.records)} trials succeeded ({n['failed']} failed, "
+            f"{n['pruned']} pruned); parent run {result.parent_run_id}"
+        )
+        if result.timed_out:
+            print(f"stopped by the timeout; rerun to go on to {result.requested} trials")
+        if result.best_config_path:
+            print(f"best config: {result.best_config_path}")
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    if result.best is None and result.records:
+        first = min(result.records, key=lambda r: r.number)
+        message = f"all {len(result.records)} trials failed; first: trial {first.number} "
+        return _fail(message + f"({first.reason}): {first.error}", EXIT_ALL_TRIALS_FAILED)
+    return EXIT_OK
+
+
 def cmd_summary(args) -> int:
     from cnnlab.models import format_summary
     from cnnlab.runner import build
@@ -143,6 +183,32 @@ def cmd_data(args) -> int:
     return EXIT_OK
 
 
+def cmd_study(args) -> int:
+    from cnnlab.reports import confusion_from_run, write_report
+    from cnnlab.study import run_study, study_experiments
+
+    results, uri = run_study(
+        Path(args.study_dir),
+        quick=args.quick,
+        only=args.only,
+        tracking_uri=args.tracking_uri,
+        data_dir=args.data_dir,
+        echo=(lambda text: None) if args.quiet else print,
+    )
+
+    def confusion(run):
+        return confusion_from_run(uri, run, args.data_dir)
+
+    out = Path(args.out)
+    paths = write_report(uri, study_experiments(results), out, confusion=confusion)
+    if not args.quiet:
+        print(f"report: {out / 'report.md'} and {out / 'report.html'} ({len(paths) - 2} figures)")
+    if args.json:
+        steps = [vars(r) for r in results]
+        print(json.dumps({"tracking_uri": uri, "report": str(out / "report.html"), "steps": steps}))
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     from cnnlab.config import TrackingConfig
     from cnnlab.reports import confusion_from_run, write_report
@@ -156,6 +222,22 @@ def cmd_report(args) -> int:
     paths = write_report(uri, args.experiment, Path(args.out), confusion=confusion)
     print(f"report: {paths[-2]} and {paths[-1]} ({len(paths) - 2} figures)")
     return EXIT_OK
+
+
+def cmd_server(args) -> int:
+    from cnnlab.tracking import server_command
+
+    argv = server_command(
+        backend_store_uri=args.backend_store_uri,
+        artifacts_destination=args.artifacts_destination,
+        runs_dir=args.runs_dir,
+        host=args.host,
+        port=args.port,
+        allowed_hosts=args.allowed_hosts,
+    )
+    print(f"MLflow tracking server on http://{args.host}:{args.port} ({argv[5]})", flush=True)
+    os.execv(argv[0], argv)
+    return EXIT_ERROR  # not reached: execv replaces this process
 
 
 def cmd_ui(args) -> int:
@@ -191,6 +273,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar or result text")
     train.set_defaults(handler=cmd_train)
 
+    tune = sub.add_parser("tune", help="search a config's [search.space]; rerun to resume")
+    _config_args(tune)
+    tune.add_argument("--engine", choices=["hyperopt", "optuna"], help="default: search.engine")
+    tune.add_argument("--trials", type=int, help="trials in total (default: search.trials)")
+    tune.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after")
+    tune.add_argument("--check", action="store_true", help="sample the space; train nothing")
+    _tracking_args(tune)
+    _data_dir_arg(tune)
+    tune.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+    tune.add_argument("--quiet", action="store_true", help="no per-trial lines or table")
+    tune.set_defaults(handler=cmd_tune)
+
     summary = sub.add_parser("summary", help="show the architecture a config builds")
     _config_args(summary)
     summary.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -203,6 +297,17 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--json", action="store_true", help="with --verify: print JSON")
     data.set_defaults(handler=cmd_data)
 
+    study = sub.add_parser("study", help="run a study folder step by step, then report")
+    study.add_argument("study_dir", nargs="?", default="experiments", help="folder of steps")
+    study.add_argument("--quick", action="store_true", help="small data and epochs: minutes")
+    study.add_argument("--only", metavar="STEP", help="run only this step (e.g. 3-architecture)")
+    study.add_argument("--out", default="report", help="report folder (default: ./report)")
+    study.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+    study.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _tracking_args(study)
+    _data_dir_arg(study)
+    study.set_defaults(handler=cmd_study)
+
     report = sub.add_parser("report", help="write report.md / report.html from MLflow runs")
     report.add_argument(
         "--experiment", action="append", help="experiment to include (repeatable; default all)"
@@ -212,6 +317,15 @@ def _parser() -> argparse.ArgumentParser:
     _tracking_args(report)
     _data_dir_arg(report)
     report.set_defaults(handler=cmd_report)
+
+    server = sub.add_parser("server", help="a shared MLflow tracking server (one worker)")
+    server.add_argument("--backend-store-uri", help="default: sqlite in --runs-dir")
+    server.add_argument("--artifacts-destination", help="default: <runs dir>/artifacts")
+    server.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
+    server.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--allowed-hosts", help="required to bind beyond loopback")
+    server.set_defaults(handler=cmd_server)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the same store, on 127.0.0.1")
     _tracking_args(ui)

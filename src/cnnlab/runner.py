@@ -17,7 +17,7 @@ from typing import Any
 from cnnlab.config import Config, flatten, to_toml
 from cnnlab.data import Splits, load_fashion_mnist, make_splits
 from cnnlab.models import ModelSummary, check_architecture, create_model, format_summary, summarize
-from cnnlab.tracking import MlflowTracker, resolve_uri, run_tags
+from cnnlab.tracking import MlflowTracker, probe, resolve_uri, run_tags
 from cnnlab.training import Callback, FitResult, fit, seed_everything
 
 # What a model needs to know of a dataset before any of it is loaded.
@@ -80,11 +80,13 @@ def train_run(
 ) -> Outcome:
     """Trains cfg's model; with track=True every detail goes to one MLflow run."""
     built = build(cfg)
+    uri = resolve_uri(cfg.tracking, tracking_uri) if track else None
+    if uri:
+        probe(uri)  # a server that is not there fails in seconds, before data is loaded
     splits = splits if splits is not None else load_splits(cfg, data_dir)
     if not track:
         result = fit(built.model, splits, cfg.train, list(callbacks))
         return Outcome(None, cfg.tracking.experiment, None, result, built.summary)
-    uri = resolve_uri(cfg.tracking, tracking_uri)
     tracker = MlflowTracker(
         uri,
         cfg.tracking.experiment,

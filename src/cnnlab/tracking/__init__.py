@@ -6,6 +6,7 @@ with MlflowTracker(uri, cfg.tracking.experiment, params=flatten(cfg)) as tracker
 """
 
 from cnnlab.tracking._curves import learning_curves_svg
+from cnnlab.tracking._server import TrackingUnavailable, is_loopback, probe, server_command
 from cnnlab.tracking._store import (
     artifact_location,
     client,
@@ -19,6 +20,10 @@ from cnnlab.tracking._tracker import MlflowTracker
 
 __all__ = [
     "MlflowTracker",
+    "TrackingUnavailable",
+    "is_loopback",
+    "probe",
+    "server_command",
     "artifact_location",
     "client",
     "default_uri",

@@ -8,6 +8,8 @@ with tracker:                      # FINISHED, FAILED on an exception, KILLED on
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,10 +18,17 @@ from typing import Any
 import torch
 
 from cnnlab.tracking._curves import learning_curves_svg
+from cnnlab.tracking._server import TrackingUnavailable
 from cnnlab.tracking._store import client, experiment_id
 from cnnlab.training import Callback, EpochMetrics, TrainState
 
 PARAM_LIMIT = 6000  # MLflow's longest param value
+# Per request against a server: fail fast, so a dead server costs seconds, not MLflow's minutes.
+HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 
 
 class MlflowTracker(Callback):
@@ -34,6 +43,7 @@ class MlflowTracker(Callback):
         run_name: str = "",
         parent_run_id: str | None = None,
         log_weights: bool = True,
+        patience_s: float = 120.0,
     ):
         self.uri = uri
         self.experiment = experiment
@@ -43,12 +53,20 @@ class MlflowTracker(Callback):
         self.run_name = run_name or None
         self.parent_run_id = parent_run_id
         self.log_weights = log_weights
+        self.patience_s = patience_s  # how long must-arrive calls retry against a server
+        self.remote = uri.startswith(("http://", "https://"))
         self.client = None
         self.run_id: str | None = None
+        self.pending: list = []  # metrics not yet accepted by the server
+        self.late_epochs: list[int] = []
+        self._gap_tagged = ""  # the late epochs already named in the gap tag
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> str:
+        if self.remote:
+            for key, value in HTTP_SETTINGS.items():
+                os.environ.setdefault(key, value)
         self.client = client(self.uri)
         exp_id = experiment_id(self.client, self.experiment, self.uri)
         if self.parent_run_id:
@@ -66,9 +84,10 @@ class MlflowTracker(Callback):
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
         if self.run_id is None:
             return
+        self._must(self._flush)
         if error:
-            self.client.set_tag(self.run_id, "cnnlab.error", error[:5000])
-        self.client.set_terminated(self.run_id, status=status)
+            self._must(self.client.set_tag, self.run_id, "cnnlab.error", error[:5000])
+        self._must(self.client.set_terminated, self.run_id, status=status)
 
     def __enter__(self) -> MlflowTracker:
         self.start()
@@ -101,15 +120,16 @@ class MlflowTracker(Callback):
             "train_seconds": result.seconds,
         }
         self.log_metrics(final, step=result.epochs_run)
+        self._must(self._flush)
         if result.stop_reason:
-            self.client.set_tag(self.run_id, "cnnlab.stop_reason", result.stop_reason)
+            self._must(self.client.set_tag, self.run_id, "cnnlab.stop_reason", result.stop_reason)
         with tempfile.TemporaryDirectory() as tmp:
             curves = Path(tmp) / "learning_curves.svg"
             curves.write_text(learning_curves_svg(result.history, self.run_name or ""))
-            self.client.log_artifact(self.run_id, str(curves))
+            self._must(self.client.log_artifact, self.run_id, str(curves))
             history = Path(tmp) / "history.json"
             history.write_text(json.dumps([vars(m) for m in result.history], indent=1))
-            self.client.log_artifact(self.run_id, str(history))
+            self._must(self.client.log_artifact, self.run_id, str(history))
             if self.log_weights:
                 self._log_weights(state.model, Path(tmp))
 
@@ -119,8 +139,48 @@ class MlflowTracker(Callback):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in values.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
+        self.pending += [Metric(k, float(v), now, step) for k, v in values.items()]
+        if not self.remote:
+            self._flush()  # an embedded store's errors are real errors: let them raise
+            return
+        try:
+            self._flush()
+        except Exception as exc:  # the server is away: keep the metrics, go on training
+            if not self.late_epochs:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                print(
+                    f"cnnlab: warning: tracking server away, buffering metrics ({reason})",
+                    file=sys.stderr,
+                )
+            self.late_epochs.append(step)
+
+    def _flush(self) -> None:
+        """Sends buffered metrics in order; on success notes any gap they covered."""
+        while self.pending:
+            chunk = self.pending[:1000]  # MLflow's batch limit
+            self.client.log_batch(self.run_id, metrics=chunk)
+            del self.pending[: len(chunk)]
+        late = ", ".join(map(str, sorted(set(self.late_epochs))))
+        if late and late != self._gap_tagged:
+            text = f"metrics of epochs {late} were buffered while the server was unreachable"
+            self.client.set_tag(self.run_id, "cnnlab.tracking_gap", text)
+            self._gap_tagged = late
+
+    def _must(self, call, *args, **kwargs):
+        """Calls that must reach a server are retried until `patience_s` runs out."""
+        if not self.remote:
+            return call(*args, **kwargs)
+        deadline = time.monotonic() + self.patience_s
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise TrackingUnavailable(
+                        f"tracking server {self.uri} unreachable for {self.patience_s:.0f}s: "
+                        + str(exc).splitlines()[0]
+                    ) from None
+                time.sleep(2)
 
     def _log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -133,7 +193,7 @@ class MlflowTracker(Callback):
         path = tmp / "state_dict.pt"
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save(weights, path)
-        self.client.log_artifact(self.run_id, str(path), artifact_path="model")
+        self._must(self.client.log_artifact, self.run_id, str(path), artifact_path="model")
 
 
 def _param_text(value: Any) -> str:
