@@ -3,9 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The report test renders report.html in headless Chromium (Debian's package).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null
+# Real components the tests start: headless Chromium renders the report, PostgreSQL backs a
+# shared search (both Debian packages; the tests start and stop their own servers).
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq "${need[@]}") >/dev/null
 fi
 export MLFLOW_DISABLE_TELEMETRY=true
 .venv/bin/ruff check src tests benchmarks

@@ -42,3 +42,49 @@ def tiny_cfg():
         return load_config(None, [*TINY, *overrides])
 
     return make
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL (Debian's package) in a temporary folder on 127.0.0.1, stopped after.
+
+    initdb refuses to run as root, so as root the server runs as the `postgres` user.
+    """
+    import glob
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.fail("PostgreSQL is not installed: scripts/test.sh installs Debian's postgresql")
+    bindir = os.path.dirname(bins[-1])
+    # Not under pytest's tmp folder: that is private to root, and the server runs as postgres.
+    home = Path(tempfile.mkdtemp(prefix="cnnlab-pg-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(home, "postgres")
+    port = _free_port()
+    data, log = home / "data", home / "server.log"
+
+    def pg(*args):
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
+    pg(f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg(f"{bindir}/pg_ctl", "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+    try:
+        pg(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "cnnlab")
+        yield f"postgresql://postgres@127.0.0.1:{port}/cnnlab"
+    finally:
+        pg(f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(home, ignore_errors=True)
