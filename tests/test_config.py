@@ -78,7 +78,7 @@ def test_model_family_selects_its_keys():
         ("model.name=resnet", "model.name: unknown model 'resnet'"),
         ("train.optimizer=adm", "train.optimizer: expected one of sgd, adam, adamw, got 'adm'"),
         ("train.scheduler=linear", "train.scheduler: expected one of none, step"),
-        ("model.padding=[1, 0, 0]", "model.padding: 3 values for 2 conv blocks"),
+        ("model.padding=[1, -1]", "model.padding: expected integers >= 0"),
         ("model.hidden_units=[64, 0]", "model.hidden_units: expected widths > 0"),
         ("train.nesterov=true", None),  # valid: momentum defaults to 0.9
         ("trainlr=0.1", "expected section.key=value"),

@@ -28,6 +28,7 @@ OptimizerName = Literal["sgd", "adam", "adamw"]
 SchedulerName = Literal["none", "step", "cosine", "onecycle", "plateau"]
 ActivationName = Literal["relu", "gelu", "silu", "leaky_relu", "tanh"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+PrecisionName = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass
@@ -45,7 +46,7 @@ class CnnConfig:
     filters: int = 64  # output channels of every conv block
     kernel_size: int = 3  # square conv kernel, pixels
     num_layers: int = 2  # number of conv blocks
-    padding: int | list[int] = field(default_factory=lambda: [1, 0])  # per block; last repeats
+    padding: int | list[int] = field(default_factory=lambda: [1, 0])  # per block, last repeats
     pool_size: int = 2  # max-pool window and stride after each block; 1 = no pooling
     batchnorm: bool = False  # BatchNorm2d between conv and activation
     conv_dropout: float = 0.0  # Dropout2d after the activation in each block, [0, 1)
@@ -65,9 +66,22 @@ class MlpConfig:
     activation: ActivationName = "relu"
 
 
+@dataclass
+class ConvnetConfig:
+    """A fast BatchNorm net: per stage conv-BN-act blocks then max-pool 2; global pool, linear."""
+
+    name: Literal["convnet"] = "convnet"
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # per stage, before width
+    width: float = 1.0  # multiplies every stage's channels (rounded, at least 1)
+    convs_per_stage: int = 1  # conv-BN-act blocks in each stage
+    activation: ActivationName = "gelu"
+    head_pool: Literal["max", "avg"] = "max"  # global pool of the last map before the linear head
+    dropout: float = 0.0  # Dropout before the linear head, [0, 1)
+
+
 # Model families by name; cnnlab.models.MODELS must hold a builder for each (a test checks).
-MODEL_CONFIGS: dict[str, type] = {"cnn": CnnConfig, "mlp": MlpConfig}
-ModelConfig = CnnConfig | MlpConfig
+MODEL_CONFIGS: dict[str, type] = {"cnn": CnnConfig, "mlp": MlpConfig, "convnet": ConvnetConfig}
+ModelConfig = CnnConfig | MlpConfig | ConvnetConfig
 
 
 @dataclass
@@ -91,6 +105,14 @@ class TrainConfig:
     eval_batch_size: int = 1000  # images per forward pass when evaluating
     seed: int = 42  # seeds torch, numpy and the validation split
     device: DeviceName = "auto"  # auto picks cuda, then mps, then cpu
+    precision: PrecisionName = "auto"  # autocast: auto = bf16 on cuda or a CPU with native bf16
+    channels_last: bool = True  # NHWC layout for conv weights and batches (oneDNN/cuDNN favour it)
+    flip: bool = False  # augment: mirror each training image left-right with probability 1/2
+    crop_padding: int = 0  # augment: random crop after zero-padding this many pixels; 0 = off
+    erase: float = 0.0  # augment: probability of blanking a random rectangle per image, [0, 1)
+    tta_flip: bool = False  # evaluate on the mean logits of each image and its mirror
+    compile: bool = False  # torch.compile the model; compiling costs about a minute on 2 cores
+    threads: int = 0  # torch intra-op threads; 0 = one per core this process may use
 
 
 @dataclass
@@ -103,14 +125,41 @@ class TrackingConfig:
 
 
 @dataclass
+class SearchConfig:
+    """How `cnnlab tune` explores configs; `cnnlab train` ignores this section."""
+
+    engine: Literal["hyperopt", "optuna"] = "hyperopt"  # library that proposes trials
+    algo: Literal["tpe", "random"] = "tpe"  # proposal algorithm, in either engine
+    trials: int = 20  # trials in total, counted across resumes
+    timeout: float = 0.0  # seconds after which no new trial starts; 0 = no limit
+    seed: int = 42  # seeds the proposals; each trial trains with train.seed
+    objective: Literal["val_loss", "val_accuracy"] = "val_loss"  # of the best epoch; never test
+    startup_trials: int = 10  # TPE proposes this many trials at random before modelling
+    pruner: Literal["none", "median", "hyperband"] = "none"  # optuna: stop weak trials early
+    pruner_startup: int = 3  # median: trials that finish before any is pruned
+    pruner_warmup: int = 0  # median: epochs every trial runs before it may be pruned
+    name: str = ""  # tells apart searches of the same config; part of the search id
+    state_dir: str = ""  # engine state (Trials pickle, Optuna SQLite); empty = beside MLflow
+    # dotted config key -> distribution table, e.g. "model.filters" =
+    # { dist = "quniform", low = 16, high = 128, q = 8, int = true }; see cnnlab.search
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=CnnConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "tracking": TrackingConfig}
+SECTIONS = {
+    "data": DataConfig,
+    "train": TrainConfig,
+    "tracking": TrackingConfig,
+    "search": SearchConfig,
+}
 
 
 # ---------------------------------------------------------------- parsing
@@ -151,6 +200,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
             raise ConfigError(f"--set {item!r}: {text!r} is not a TOML value") from None
         value = text  # a bare word such as adamw
     return [p.strip() for p in parts], value
+
+
+def override_text(key: str, value: Any) -> str:
+    """("model.filters", 88) -> "model.filters=88": the --set text apply_override reads back."""
+    return f"{key}={_toml_value(value)}"
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -224,6 +278,13 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected {_type_name(hint)}, got {_describe(value)}")
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected {_type_name(hint)}, got {_describe(value)}")
+        return {k: _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
+    if hint is Any:  # checked by the code that reads it (a search space's distributions)
+        return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
@@ -235,6 +296,8 @@ def _type_name(hint: Any) -> str:
     origin = get_origin(hint)
     if origin is list:
         return f"a list of {_type_name(get_args(hint)[0])}"
+    if origin is dict:
+        return "a table"
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(hint))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
@@ -274,12 +337,24 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("train", "label_smoothing"): _FRACTION,
     ("train", "early_stopping"): _AT_LEAST_0,
     ("train", "eval_batch_size"): _POSITIVE,
+    ("search", "trials"): _POSITIVE,
+    ("search", "timeout"): _AT_LEAST_0,
+    ("search", "startup_trials"): _AT_LEAST_0,
+    ("search", "pruner_startup"): _AT_LEAST_0,
+    ("search", "pruner_warmup"): _AT_LEAST_0,
+    ("train", "crop_padding"): _AT_LEAST_0,
+    ("train", "erase"): _FRACTION,
+    ("train", "threads"): _AT_LEAST_0,
+    ("model", "width"): _POSITIVE,
+    ("model", "convs_per_stage"): _POSITIVE,
+    ("model", "channels"): _POSITIVE,
 }
 
 
 def check(cfg: Config) -> None:
     """Range checks that types cannot express; NaN fails every comparison, so it is caught too."""
-    for key, value in flatten(cfg).items():
+    search = {f"search.{k}": v for k, v in to_dict(cfg)["search"].items() if k != "space"}
+    for key, value in {**flatten(cfg), **search}.items():
         section, name = key.split(".")
         rule = _RULES.get((section, name))
         values = value if isinstance(value, list) else [value]
@@ -300,11 +375,6 @@ def _check_cnn(model: CnnConfig) -> None:
     pads = model.padding if isinstance(model.padding, list) else [model.padding]
     if not pads or any(p < 0 for p in pads):
         raise ConfigError(f"model.padding: expected integers >= 0, got {model.padding!r}")
-    if len(pads) > model.num_layers:
-        raise ConfigError(
-            f"model.padding: {len(pads)} values for {model.num_layers} conv blocks; "
-            "expected at most one per block (the last one repeats)"
-        )
     if not all(u > 0 for u in model.hidden_units):
         raise ConfigError(f"model.hidden_units: expected widths > 0, got {model.hidden_units!r}")
 
@@ -317,8 +387,13 @@ def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
 
 
 def flatten(cfg: Config) -> dict[str, Any]:
-    """{"section.key": value}: the names used by --set, search spaces and MLflow params."""
-    return {f"{s}.{k}": v for s, table in to_dict(cfg).items() for k, v in table.items()}
+    """{"section.key": value}: the names used by --set, search spaces and MLflow params.
+
+    [search] is left out: it says how to explore configs and is not part of any one of them,
+    so a training run neither logs nor depends on it.
+    """
+    tables = to_dict(cfg).items()
+    return {f"{s}.{k}": v for s, table in tables if s != "search" for k, v in table.items()}
 
 
 def to_toml(cfg: Config) -> str:
@@ -338,4 +413,7 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table; dotted keys are quoted to stay one key
+        items = [f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items()]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
     return repr(value)

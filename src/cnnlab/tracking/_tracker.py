@@ -90,7 +90,12 @@ class MlflowTracker(Callback):
         self._must(self.client.set_terminated, self.run_id, status=status)
 
     def __enter__(self) -> MlflowTracker:
-        self.start()
+        try:
+            self.start()
+        except BaseException as exc:
+            # Interrupted (or failed) while opening: a half-opened run must not stay RUNNING.
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -1,0 +1,183 @@
+"""The MLflow layout of a search: one parent run, one nested child run per trial.
+
+    layout = SearchLayout(uri, "cnnlab", search_id)
+    resumed = layout.open_parent("search-1a2b", params, tags, artifacts)  # found again on resume
+    layout.close_stale(done=len(records))   # runs a killed process left RUNNING end KILLED
+    ...
+    layout.finish(records, objective, maximize)
+
+The parent carries the tag cnnlab.search_id, which is how a rerun of the same command finds it.
+A pruned child ends FINISHED with cnnlab.pruned=true; a failed one FAILED with cnnlab.fail_reason
+and cnnlab.error; an interrupted one KILLED with cnnlab.interrupted=true.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cnnlab.search._records import TrialRecord, best_of, counts
+from cnnlab.tracking import client, experiment_id, run_tags
+
+SEARCH_ID_TAG = "cnnlab.search_id"
+TRIAL_TAG = "cnnlab.trial"
+
+
+class SearchLayout:
+    def __init__(self, uri: str, experiment: str, search_id: str):
+        self.client = client(uri)
+        self.experiment_id = experiment_id(self.client, experiment, uri)
+        self.search_id = search_id
+        self.parent_id: str | None = None
+
+    # ------------------------------------------------------------ parent
+
+    def open_parent(
+        self, run_name: str, params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str]
+    ) -> bool:
+        """Reopens the parent of this search id (True) or creates one; sets self.parent_id."""
+        found = self._runs(f"tags.`{SEARCH_ID_TAG}` = '{self.search_id}'", kind="search")
+        if found:
+            self.parent_id = found[0].info.run_id
+            self.client.update_run(self.parent_id, status="RUNNING")
+            self._set_tags(self.parent_id, tags)
+            return True
+        tags = run_tags(None, {**tags, SEARCH_ID_TAG: self.search_id, "cnnlab.run_kind": "search"})
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        self.parent_id = run.info.run_id
+        self._log_params(self.parent_id, params)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in artifacts.items():
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
+                self.client.log_artifact(self.parent_id, str(Path(tmp) / name))
+        return False
+
+    def finish(self, records: list[TrialRecord], objective: str, maximize: bool) -> None:
+        """Counts and the best trial on the parent; FAILED when no trial succeeded."""
+        n = counts(records)
+        metrics = {
+            "trials_total": len(records),
+            "trials_completed": n["ok"],
+            "trials_failed": n["failed"],
+            "trials_pruned": n["pruned"],
+        }
+        best = best_of(records, maximize)
+        tags: dict[str, str] = {}
+        if best is not None:
+            metrics.update({"best_value": best.value, f"best_{objective}": best.value})
+            tags = {f"best_{k}": _text(v) for k, v in best.params.items()}
+            tags.update({"best_trial": str(best.number), "best_run_id": str(best.run_id)})
+        self._log_metrics(self.parent_id, metrics, step=len(records))
+        self._set_tags(self.parent_id, tags)
+        if best is None and records:
+            first = min((r for r in records), key=lambda r: r.number)
+            self.end_parent("FAILED", f"all {len(records)} trials failed; first: {first.error}")
+        else:
+            self.end_parent("FINISHED")
+
+    def end_parent(self, status: str, error: str | None = None) -> None:
+        if self.parent_id is None:
+            return
+        if error:
+            self.client.set_tag(self.parent_id, "cnnlab.error", error[:5000])
+        self.client.set_terminated(self.parent_id, status=status)
+
+    # ------------------------------------------------------------ children
+
+    def child_tags(self, number: int, overrides: list[str]) -> dict[str, str]:
+        return {
+            SEARCH_ID_TAG: self.search_id,
+            "cnnlab.run_kind": "trial",
+            TRIAL_TAG: str(number),
+            "cnnlab.overrides": " ".join(f"--set {o}" for o in overrides)[:5000],
+        }
+
+    def failed_child(
+        self, number: int, params: dict[str, Any], overrides: list[str], reason: str, error: str
+    ) -> str:
+        """A trial refused before training: a FAILED child run, in milliseconds."""
+        tags = {
+            **self.child_tags(number, overrides),
+            "mlflow.parentRunId": self.parent_id,
+            "cnnlab.fail_reason": reason,
+            "cnnlab.error": error[:5000],
+        }
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:03d}", tags=tags)
+        run_id = run.info.run_id
+        try:
+            self._log_params(run_id, {k: _text(v) for k, v in params.items()})
+        finally:  # even when interrupted here, the run must not stay RUNNING
+            self.client.set_terminated(run_id, status="FAILED")
+        return run_id
+
+    def find_child(self, number: int) -> str | None:
+        """The newest child of trial `number` that was not cut short by an interrupt."""
+        runs = self._runs(f"tags.`{TRIAL_TAG}` = '{number}'", kind="trial")
+        runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == self.parent_id]
+        runs = [r for r in runs if r.info.status != "KILLED"]
+        return runs[0].info.run_id if runs else None
+
+    def mark_failed(self, run_id: str, reason: str, error: str) -> None:
+        self._set_tags(run_id, {"cnnlab.fail_reason": reason, "cnnlab.error": error[:5000]})
+        self.client.set_terminated(run_id, status="FAILED")
+
+    def mark_pruned(self, run_id: str, reason: str) -> None:
+        self._set_tags(run_id, {"cnnlab.pruned": "true", "cnnlab.stop_reason": reason})
+
+    def close_stale(self, done: int) -> int:
+        """Ends what a killed process left: RUNNING children, and children of trials the engine
+        never recorded (killed between the run's end and the state's save). Returns how many."""
+        closed = 0
+        if self.parent_id is None:
+            return closed
+        for run in self._runs(f"tags.`mlflow.parentRunId` = '{self.parent_id}'"):
+            number = int(run.data.tags.get(TRIAL_TAG, -1))
+            if run.info.status == "RUNNING":
+                self._set_tags(run.info.run_id, {"cnnlab.interrupted": "true"})
+            elif number >= done and run.info.status != "KILLED":
+                self._set_tags(run.info.run_id, {"cnnlab.superseded": "true"})
+            else:
+                continue
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+            closed += 1
+        return closed
+
+    # ------------------------------------------------------------ helpers
+
+    def _runs(self, filter_string: str, kind: str | None = None) -> list:
+        if kind:
+            filter_string += f" and tags.`cnnlab.run_kind` = '{kind}'"
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            max_results=10000,
+        )
+
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        batch = [Param(k, v[:6000]) for k, v in params.items()]
+        for start in range(0, len(batch), 100):
+            self.client.log_batch(run_id, params=batch[start : start + 100])
+
+    def _log_metrics(self, run_id: str, values: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in values.items()]
+        self.client.log_batch(run_id, metrics=batch)
+
+    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def _text(value: Any) -> str:
+    import json
+
+    return json.dumps(value) if isinstance(value, list | bool) else str(value)

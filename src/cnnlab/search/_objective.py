@@ -1,0 +1,124 @@
+"""One trial: a sample -> a config through --set's path -> architecture check -> training.
+
+    objective = Objective(cfg, layout, splits, uri, data_dir=None)
+    record = objective(number=3, params={"model.filters": 88}, callbacks=[])
+
+An impossible sample is recorded as a failed child run in milliseconds and never trained. A trial
+that raises or diverges is recorded as failed and the search goes on; only an interrupt
+(KeyboardInterrupt, SIGTERM) escapes, after the runner has ended its child run KILLED.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+from cnnlab.config import Config, ConfigError, apply_override, from_dict, to_dict
+from cnnlab.data import Splits
+from cnnlab.models import ArchitectureError, check_architecture
+from cnnlab.runner import DATASET_SHAPES, load_splits, train_run
+from cnnlab.search._layout import SearchLayout
+from cnnlab.search._records import TrialRecord
+from cnnlab.search._space import overrides
+from cnnlab.training import Callback, TrainingDiverged
+
+# Keys whose value changes the splits themselves; sampling one reloads them for every trial.
+_SPLIT_KEYS = ("data.", "train.seed")
+
+
+def trial_config(base: Config, params: dict[str, Any], run_name: str = "") -> Config:
+    """base + the sample, applied exactly as `cnnlab train --set key=value` would apply it."""
+    raw = copy.deepcopy(to_dict(base))
+    for item in overrides(params):
+        apply_override(raw, item)
+    if run_name:
+        raw["tracking"]["run_name"] = run_name
+    return from_dict(raw)
+
+
+def objective_value(result: Any, objective: str) -> float:
+    """The best epoch's validation loss or accuracy; the test set never enters a search."""
+    return result.best_val_loss if objective == "val_loss" else result.best_val_accuracy
+
+
+class Objective:
+    def __init__(
+        self,
+        base: Config,
+        layout: SearchLayout,
+        splits: Splits,
+        uri: str,
+        data_dir: str | None = None,
+    ):
+        self.base = base
+        self.layout = layout
+        self.splits = splits
+        self.uri = uri
+        self.data_dir = data_dir
+        self.objective = base.search.objective
+
+    def __call__(
+        self, number: int, params: dict[str, Any], callbacks: list[Callback] = ()
+    ) -> TrialRecord:
+        started = time.perf_counter()
+        items = overrides(params)
+        try:
+            cfg = trial_config(self.base, params, run_name=f"trial-{number:03d}")
+            input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
+            check_architecture(cfg.model, input_shape, classes)
+        except ConfigError as exc:
+            reason = (
+                "invalid_architecture" if isinstance(exc, ArchitectureError) else "invalid_config"
+            )
+            run_id = self.layout.failed_child(number, params, items, reason, str(exc))
+            return self._failed(number, params, started, run_id, reason, str(exc))
+        return self._train(number, params, items, cfg, list(callbacks), started)
+
+    def _train(self, number, params, items, cfg: Config, callbacks, started) -> TrialRecord:
+        try:
+            outcome = train_run(
+                cfg,
+                splits=self._splits(cfg, params),
+                tracking_uri=self.uri,
+                data_dir=self.data_dir,
+                parent_run_id=self.layout.parent_id,
+                callbacks=callbacks,
+                extra_tags=self.layout.child_tags(number, items),
+            )
+        except Exception as exc:  # a failed trial is data for the search, not its end
+            reason = "diverged" if isinstance(exc, TrainingDiverged) else "error"
+            error = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            run_id = self.layout.find_child(number)
+            if run_id:
+                self.layout.mark_failed(run_id, reason, error)
+            return self._failed(number, params, started, run_id, reason, error)
+        result = outcome.result
+        value = objective_value(result, self.objective)
+        if not math.isfinite(value):
+            error = f"{self.objective} is {value} (is data.val_fraction 0?)"
+            self.layout.mark_failed(outcome.run_id, "non_finite", error)
+            return self._failed(number, params, started, outcome.run_id, "non_finite", error)
+        return TrialRecord(
+            number,
+            params,
+            "ok",
+            value=value,
+            epochs=result.epochs_run,
+            seconds=time.perf_counter() - started,
+            run_id=outcome.run_id,
+            reason=result.stop_reason or "",
+        )
+
+    def _splits(self, cfg: Config, params: dict[str, Any]) -> Splits:
+        if any(key.startswith(_SPLIT_KEYS) for key in params):
+            return load_splits(cfg, self.data_dir)
+        return self.splits  # loaded once per search
+
+    @staticmethod
+    def _failed(number, params, started, run_id, reason, error) -> TrialRecord:
+        seconds = time.perf_counter() - started
+        return TrialRecord(
+            number, params, "failed", seconds=seconds, run_id=run_id, reason=reason, error=error
+        )

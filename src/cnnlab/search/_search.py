@@ -1,0 +1,217 @@
+"""A whole search: checks (no run) -> data (no run) -> parent run -> trials -> best config.
+
+    result = run_search(load_config("configs/study-search.toml"))
+    result.best.params, result.best_config_path, result.parent_run_id
+
+Resuming is rerunning: the search id (experiment + config + search settings, but not the trial
+count or timeout) finds the engine state and the parent run again, and the search goes on
+until `search.trials` trials in total have an outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.config import Config, ConfigError, SearchConfig, to_dict, to_toml
+from cnnlab.runner import load_splits
+from cnnlab.search._check import require_some_valid
+from cnnlab.search._hyperopt import HyperoptEngine
+from cnnlab.search._layout import SearchLayout
+from cnnlab.search._objective import Objective, trial_config
+from cnnlab.search._optuna import OptunaEngine
+from cnnlab.search._records import TrialRecord, best_of, counts
+from cnnlab.search._space import Space, parse_space, space_to_dict
+from cnnlab.tracking import resolve_uri
+
+# Settings that may change between a search and its resumption without making it another one.
+_NOT_IDENTITY = ("trials", "timeout", "state_dir")
+
+
+@dataclass
+class SearchResult:
+    search_id: str
+    parent_run_id: str
+    resumed: bool
+    engine: str
+    objective: str
+    maximize: bool
+    requested: int  # search.trials
+    records: list[TrialRecord]  # every trial with an outcome, this process's and earlier ones
+    best: TrialRecord | None
+    best_config_path: Path | None
+    state_path: Path
+    tracking_uri: str
+    timed_out: bool  # search.timeout stopped it before `requested` trials
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return counts(self.records)
+
+    def to_dict(self) -> dict:
+        """The --json line: ids, best params and value, counts."""
+        n = self.counts
+        return {
+            "parent_run_id": self.parent_run_id,
+            "search_id": self.search_id,
+            "resumed": self.resumed,
+            "engine": self.engine,
+            "objective": self.objective,
+            "best_value": self.best.value if self.best else None,
+            "best_params": self.best.params if self.best else None,
+            "best_run_id": self.best.run_id if self.best else None,
+            "best_config": str(self.best_config_path) if self.best_config_path else None,
+            "trials": len(self.records),
+            "requested": self.requested,
+            "succeeded": n["ok"],
+            "failed": n["failed"],
+            "pruned": n["pruned"],
+            "timed_out": self.timed_out,
+            "state": str(self.state_path),
+            "tracking_uri": self.tracking_uri,
+        }
+
+
+def prepare(cfg: Config) -> Space:
+    """Every check that needs neither data nor MLflow; ConfigError means bad input."""
+    if cfg.data.val_fraction <= 0:
+        raise ConfigError(
+            "data.val_fraction: a search selects on the validation split; expected > 0, got 0"
+        )
+    if cfg.search.pruner != "none" and cfg.search.engine != "optuna":
+        raise ConfigError(
+            f'search.pruner: {cfg.search.pruner!r} needs search.engine = "optuna"; '
+            "hyperopt cannot prune"
+        )
+    space = parse_space(cfg.search.space, to_dict(cfg))
+    require_some_valid(cfg, space)
+    return space
+
+
+def search_id(cfg: Config) -> str:
+    tables = to_dict(cfg)
+    search = {k: v for k, v in tables.pop("search").items() if k not in _NOT_IDENTITY}
+    tables["tracking"] = {"experiment": cfg.tracking.experiment}
+    text = json.dumps({"config": tables, "search": search}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def state_path(cfg: Config, uri: str, sid: str) -> Path:
+    """Beside the MLflow store: <folder of mlflow.db>/searches/<id>.<engine>.*"""
+    if cfg.search.state_dir:
+        folder = Path(cfg.search.state_dir)
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent / "searches"
+    else:  # a tracking server: keep the state where an embedded store would be
+        folder = Path(cfg.tracking.runs_dir) / "searches"
+    suffix = "hyperopt.pkl" if cfg.search.engine == "hyperopt" else "optuna.db"
+    return folder.resolve() / f"{sid}.{suffix}"
+
+
+def run_search(
+    cfg: Config,
+    *,
+    tracking_uri: str | None = None,
+    data_dir: str | None = None,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+) -> SearchResult:
+    """Runs (or resumes) cfg's search; KeyboardInterrupt ends the parent KILLED and re-raises."""
+    space = prepare(cfg)
+    splits = load_splits(cfg, data_dir)  # DataError here: still no run
+    uri = resolve_uri(cfg.tracking, tracking_uri)
+    sid = search_id(cfg)
+    path = state_path(cfg, uri, sid)
+    engine = _engine(cfg, space, path)
+    records = engine.records()
+    layout = SearchLayout(uri, cfg.tracking.experiment, sid)
+    try:
+        resumed = layout.open_parent(*_parent_run(cfg, space, sid, path))
+        objective = Objective(cfg, layout, splits, uri, data_dir)
+        layout.close_stale(done=len(records))
+        timed_out = _loop(cfg.search, engine, objective, records, on_trial)
+        best_path = _write_best(cfg, records, path)
+        layout.finish(records, cfg.search.objective, engine_maximizes(cfg.search))
+    except KeyboardInterrupt:
+        # The runner ends its child KILLED, except when the signal lands while it opens one.
+        layout.close_stale(done=len(records))
+        layout.end_parent("KILLED", "interrupted")
+        raise
+    except BaseException as exc:
+        layout.end_parent("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    return SearchResult(
+        sid,
+        layout.parent_id,
+        resumed,
+        cfg.search.engine,
+        cfg.search.objective,
+        engine_maximizes(cfg.search),
+        cfg.search.trials,
+        records,
+        best_of(records, engine_maximizes(cfg.search)),
+        best_path,
+        path,
+        uri,
+        timed_out,
+    )
+
+
+def engine_maximizes(search: SearchConfig) -> bool:
+    return search.objective == "val_accuracy"
+
+
+def _engine(cfg: Config, space: Space, path: Path):
+    if cfg.search.engine == "optuna":
+        return OptunaEngine(space, cfg.search, path, cfg.train.epochs)
+    return HyperoptEngine(space, cfg.search, path)
+
+
+def _loop(search: SearchConfig, engine, objective, records: list[TrialRecord], on_trial) -> bool:
+    """Trials until `search.trials` have an outcome; True when the timeout stopped it first."""
+    started = time.monotonic()
+    while len(records) < search.trials:
+        if search.timeout and time.monotonic() - started >= search.timeout:
+            return True
+        record = engine.run_one(objective)
+        records.append(record)
+        if on_trial:
+            on_trial(record)
+    return False
+
+
+def _parent_run(cfg: Config, space: Space, sid: str, path: Path):
+    s = cfg.search
+    params = {
+        "search.engine": s.engine,
+        "search.algo": s.algo,
+        "search.seed": str(s.seed),
+        "search.objective": s.objective,
+        "search.startup_trials": str(s.startup_trials),
+        "search.pruner": s.pruner,
+        "search.trials": str(s.trials),
+        "search.space": json.dumps(space_to_dict(space)),
+    }
+    tags = {"cnnlab.trials_requested": str(s.trials), "cnnlab.search_state": str(path)}
+    name = cfg.tracking.run_name or f"search-{s.name or sid[:8]}"
+    return name, params, tags, {"config.toml": to_toml(cfg)}
+
+
+def _write_best(cfg: Config, records: list[TrialRecord], path: Path) -> Path | None:
+    """The best trial's full config, without [search]: `cnnlab train` retrains it exactly."""
+    best = best_of(records, engine_maximizes(cfg.search))
+    if best is None:
+        return None
+    trial = dataclasses.replace(trial_config(cfg, best.params), search=SearchConfig())
+    out = path.with_name(f"{path.name.split('.')[0]}-best.toml")
+    header = (
+        f"# Best trial {best.number} of search {path.name.split('.')[0]} "
+        f"({cfg.search.objective} {best.value:.6g}), MLflow run {best.run_id}.\n"
+        f"# cnnlab train {out}\n\n"
+    )
+    out.write_text(header + to_toml(trial), encoding="utf-8")
+    return out
