@@ -10,7 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.config import MODEL_CONFIGS, ActivationName, CnnConfig, ConfigError, MlpConfig
+from cnnlab.config import (
+    MODEL_CONFIGS,
+    ActivationName,
+    CnnConfig,
+    ConfigError,
+    ConvnetConfig,
+    MlpConfig,
+)
 from cnnlab.models import (
     ACTIVATIONS,
     MODELS,
@@ -125,6 +132,14 @@ _CHANGES = {
         "dropout": 0.3,
     },
     MlpConfig: {"units": [64], "dropout": 0.3, "activation": "tanh"},
+    ConvnetConfig: {
+        "channels": [16, 32],
+        "width": 0.5,
+        "convs_per_stage": 2,
+        "activation": "relu",
+        "head_pool": "avg",
+        "dropout": 0.3,
+    },
 }
 _FIELDS = [(cls, key, value) for cls, changes in _CHANGES.items() for key, value in changes.items()]
 

@@ -14,13 +14,14 @@ from torch import nn
 from cnnlab.config import MODEL_CONFIGS, ModelConfig
 from cnnlab.models._blocks import ArchitectureError, check_io
 from cnnlab.models._cnn import build_cnn
+from cnnlab.models._convnet import build_convnet
 from cnnlab.models._mlp import build_mlp
 from cnnlab.models._plan import plan_cnn
 
 ModelBuilder = Callable[[Any, Sequence[int], int], nn.Module]  # (cfg, input_shape, num_classes)
 
 # Keys match config.MODEL_CONFIGS; a test keeps the two in step.
-MODELS: dict[str, ModelBuilder] = {"cnn": build_cnn, "mlp": build_mlp}
+MODELS: dict[str, ModelBuilder] = {"cnn": build_cnn, "mlp": build_mlp, "convnet": build_convnet}
 
 # Shape checks that need no modules; a family without an entry has nothing that can misfit.
 _CHECKS: dict[str, Callable[[Any, Sequence[int]], object]] = {"cnn": plan_cnn}

@@ -12,6 +12,7 @@ from cnnlab.training._callbacks import (
     TrainState,
     selection_loss,
 )
+from cnnlab.training._fast import Augment, Runtime, cpu_has_native_bf16, resolve_precision
 from cnnlab.training._loop import (
     FitResult,
     TrainingDiverged,
@@ -26,6 +27,7 @@ from cnnlab.training._optim import OPTIMIZERS, SCHEDULERS, create_optimizer, cre
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
+    "Augment",
     "BatchStream",
     "Callback",
     "EarlyStopping",
@@ -33,14 +35,17 @@ __all__ = [
     "FitResult",
     "Normalize",
     "ProgressBar",
+    "Runtime",
     "TrainState",
     "TrainingDiverged",
+    "cpu_has_native_bf16",
     "create_optimizer",
     "create_scheduler",
     "evaluate",
     "fit",
     "pick_device",
     "predict",
+    "resolve_precision",
     "seed_everything",
     "selection_loss",
 ]

@@ -10,6 +10,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from cnnlab.training._callbacks import (
     TrainState,
     selection_loss,
 )
+from cnnlab.training._fast import Augment, Runtime, set_threads
 from cnnlab.training._optim import create_optimizer, create_scheduler
 
 
@@ -44,6 +46,7 @@ class FitResult:
     seconds: float  # wall time of the whole fit, test evaluation included
     stop_reason: str | None  # why training ended before cfg.epochs, if it did
     tested_epoch: int  # epoch whose weights were evaluated on the test set
+    precision: str = "fp32"  # the autocast dtype the run used: fp32 or bf16
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -64,6 +67,19 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+@dataclass
+class _Parts:
+    """What every training step uses, built once per fit."""
+
+    data: Any  # _Data
+    stream: BatchStream
+    optimizer: torch.optim.Optimizer
+    schedule: Any  # _optim.Schedule
+    runtime: Runtime
+    augment: Augment
+    forward: Any  # the model, or its torch.compile wrapper
+
+
 class _Data:
     """The splits as tensors on the training device."""
 
@@ -80,14 +96,13 @@ class _Data:
 def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitResult:
     """Trains `model` on splits.train, selects on splits.val, reports on splits.test."""
     started = time.perf_counter()
+    set_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    model.to(device)
-    data = _Data(splits, device)
-    stream = BatchStream(len(data.train[0]), cfg.batch_size, generator, device)
+    parts = _build_parts(model.to(device), splits, cfg, generator, device)
+    data, stream, runtime = parts.data, parts.stream, parts.runtime
     steps = cfg.steps_per_epoch or stream.steps_per_pass
-    optimizer = create_optimizer(model.parameters(), cfg)
-    schedule = create_scheduler(optimizer, cfg, steps)
+    parts.schedule = create_scheduler(parts.optimizer, cfg, steps)
     callbacks = list(callbacks)
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(cfg.early_stopping))
@@ -97,15 +112,17 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
     for epoch in range(1, cfg.epochs + 1):
         state.epoch = epoch
         _emit(callbacks, "on_epoch_start", state)
-        metrics = _train_epoch(state, data, stream, optimizer, schedule, cfg, callbacks)
-        schedule.after_epoch(selection_loss(metrics))
+        metrics = _train_epoch(state, parts, cfg, callbacks)
+        parts.schedule.after_epoch(selection_loss(metrics))
         best.update(metrics, model)
         state.history.append(metrics)
         _emit(callbacks, "on_epoch_end", state, metrics)
         if state.stop_reason:
             break
     best.restore(model)
-    test_loss, test_acc = evaluate(model, *data.test, data.normalize, cfg.eval_batch_size)
+    test_loss, test_acc = evaluate(
+        parts.forward, *data.test, data.normalize, cfg.eval_batch_size, runtime
+    )
     chosen = state.history[best.epoch - 1]
     result = FitResult(
         history=state.history,
@@ -119,26 +136,47 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
         seconds=time.perf_counter() - started,
         stop_reason=state.stop_reason,
         tested_epoch=best.epoch if cfg.restore_best else len(state.history),
+        precision="bf16" if runtime.dtype == torch.bfloat16 else "fp32",
     )
     _emit(callbacks, "on_fit_end", state, result)
     return result
 
 
-def _train_epoch(state, data, stream, optimizer, schedule, cfg, callbacks) -> EpochMetrics:
+def _build_parts(model, splits, cfg: TrainConfig, generator, device: torch.device) -> _Parts:
+    runtime = Runtime.from_config(cfg, device, model)
+    runtime.prepare(model)  # before the optimizer exists, so its state takes the same layout
+    data = _Data(splits, device)
+    return _Parts(
+        data=data,
+        stream=BatchStream(len(data.train[0]), cfg.batch_size, generator, device),
+        optimizer=create_optimizer(model.parameters(), cfg),
+        schedule=None,
+        runtime=runtime,
+        # Its own generator, so switching augmentation on does not reorder the batches.
+        augment=Augment(cfg, torch.Generator().manual_seed(cfg.seed + 1)),
+        forward=torch.compile(model) if cfg.compile else model,
+    )
+
+
+def _train_epoch(state, parts: _Parts, cfg: TrainConfig, callbacks) -> EpochMetrics:
     started = time.perf_counter()
-    model = state.model
+    data, stream, optimizer, augment = parts.data, parts.stream, parts.optimizer, parts.augment
+    model = parts.forward
     model.train()
     images, labels = data.train
     # Losses add up on the device; reading them once per epoch avoids a sync per step.
     loss_sum = torch.zeros((), device=state.device)
     for _ in range(state.steps_per_epoch):
         idx = stream.next()
-        x, y = data.normalize(images[idx]), labels[idx]
-        loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+        x = augment.erase(data.normalize(augment.crop_flip(images[idx])))
+        with parts.runtime.autocast():
+            logits = model(parts.runtime.layout(x))
+        # The loss in fp32: bf16 logits would round the softmax of a confident model.
+        loss = F.cross_entropy(logits.float(), labels[idx], label_smoothing=cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        schedule.after_step()
+        parts.schedule.after_step()
         loss_sum += loss.detach()
         state.step += 1
         _emit(callbacks, "on_step_end", state)
@@ -146,7 +184,9 @@ def _train_epoch(state, data, stream, optimizer, schedule, cfg, callbacks) -> Ep
     if not math.isfinite(train_loss):
         # A NaN or inf at any step poisons the running sum, so this catches every step's loss.
         raise TrainingDiverged(f"training loss became {train_loss} in epoch {state.epoch}")
-    val_loss, val_acc = evaluate(model, *data.val, data.normalize, cfg.eval_batch_size)
+    val_loss, val_acc = evaluate(
+        model, *data.val, data.normalize, cfg.eval_batch_size, parts.runtime
+    )
     seen = (state.history[-1].images_seen if state.history else 0) + (
         state.steps_per_epoch * stream.batch_size
     )
@@ -162,16 +202,22 @@ def _train_epoch(state, data, stream, optimizer, schedule, cfg, callbacks) -> Ep
 
 
 @torch.no_grad()
-def evaluate(model, images, labels, normalize, batch_size: int) -> tuple[float, float]:
-    """Mean cross-entropy (no label smoothing) and accuracy; (NaN, NaN) for an empty split."""
+def evaluate(
+    model, images, labels, normalize, batch_size: int, runtime: Runtime | None = None
+) -> tuple[float, float]:
+    """Mean cross-entropy (no label smoothing) and accuracy; (NaN, NaN) for an empty split.
+
+    Without a runtime: fp32, batches in the layout of the model's conv weights.
+    """
     if len(images) == 0:
         return math.nan, math.nan
+    runtime = runtime or Runtime.matching(model, images.device)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     for x, y in eval_batches(images, labels, batch_size):
-        logits = model(normalize(x))
+        logits = runtime.logits(model, normalize(x))
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -179,10 +225,14 @@ def evaluate(model, images, labels, normalize, batch_size: int) -> tuple[float, 
 
 
 @torch.no_grad()
-def predict(model, images, normalize, batch_size: int = 1000) -> torch.Tensor:
+def predict(
+    model, images, normalize, batch_size: int = 1000, runtime: Runtime | None = None
+) -> torch.Tensor:
     """Predicted class of every image, in order (for confusion matrices)."""
+    runtime = runtime or Runtime.matching(model, images.device)
     model.eval()
-    out = [model(normalize(x)).argmax(1) for x, _ in eval_batches(images, images, batch_size)]
+    batches = eval_batches(images, images, batch_size)
+    out = [runtime.logits(model, normalize(x)).argmax(1) for x, _ in batches]
     return torch.cat(out).cpu()
 
 

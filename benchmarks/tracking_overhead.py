@@ -1,0 +1,69 @@
+"""What MLflow tracking costs: the same short run with and without it, alternating.
+
+    python benchmarks/tracking_overhead.py --config configs/fast.toml --rounds 3
+
+Each tracked run logs what `cnnlab train` logs (params, per-epoch metrics, config and
+architecture artifacts, the weights) to a fresh SQLite store in a temporary folder. A first
+tracked run warms the imports and is not counted. Prints one JSON line: median wall seconds of
+each and the overhead in percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _common import emit, median, note
+
+from cnnlab.config import load_config
+from cnnlab.runner import load_splits, train_run
+
+
+def timed(cfg, splits, store: Path | None) -> float:
+    if store is not None:
+        store.mkdir()
+    started = time.perf_counter()
+    if store is None:
+        train_run(cfg, splits=splits, track=False)
+    else:
+        train_run(cfg, splits=splits, tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="configs/fast.toml")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--set", nargs="*", default=[], help="extra overrides")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.set)
+    splits = load_splits(cfg)
+    plain, tracked = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = timed(cfg, splits, Path(tmp) / "warm")
+        for r in range(args.rounds):
+            for kind in ["plain", "tracked"] if r % 2 == 0 else ["tracked", "plain"]:
+                store = None if kind == "plain" else Path(tmp) / f"run{r}"
+                seconds = timed(cfg, splits, store)
+                (plain if kind == "plain" else tracked).append(seconds)
+                note(f"round {r + 1} {kind}: {seconds:.2f} s")
+    a, b = median(plain), median(tracked)
+    emit(
+        {
+            "benchmark": "tracking_overhead",
+            "config": args.config,
+            "overrides": args.set,
+            "untracked_s": round(a, 2),
+            "tracked_s": round(b, 2),
+            "overhead_pct": round(100 * (b - a) / a, 1),
+            "first_tracked_s": round(warm, 2),
+            "rounds": args.rounds,
+            "all_runs": {"untracked": plain, "tracked": tracked},
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

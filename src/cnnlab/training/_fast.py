@@ -1,0 +1,184 @@
+"""The fast path's pieces: precision by hardware, memory layout, threads, augmentation on batches.
+
+runtime = Runtime.from_config(cfg.train, device, model)
+with runtime.autocast():
+    logits = model(runtime.layout(x))
+
+Everything here works on whole batches already on the training device; nothing reads a tensor
+back to the host, so a step on CUDA never waits for the GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cnnlab.config import TrainConfig
+
+# /proc/cpuinfo flags that mean bf16 matmuls and convolutions run natively, not emulated in fp32.
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True on CPUs with AVX512-BF16 or AMX; elsewhere bf16 autocast is slower than fp32."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return torch.backends.cpu.get_cpu_capability().startswith("AMX")
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`; None means plain fp32."""
+    if name == "fp32":
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int) -> None:
+    """One intra-op thread per core (0 = all this process may use); more only contend."""
+    torch.set_num_threads(threads or usable_cores())
+
+
+def has_conv(model: torch.nn.Module) -> bool:
+    return any(p.dim() == 4 for p in model.parameters())
+
+
+@dataclass
+class Runtime:
+    """How batches meet the model: autocast dtype, memory layout, test-time flips."""
+
+    device: torch.device
+    dtype: torch.dtype | None = None  # autocast dtype; None = fp32
+    channels_last: bool = False
+    tta_flip: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, device: torch.device, model: torch.nn.Module):
+        return cls(
+            device=device,
+            dtype=resolve_precision(cfg.precision, device),
+            channels_last=cfg.channels_last and has_conv(model),
+            tta_flip=cfg.tta_flip,
+        )
+
+    @classmethod
+    def matching(cls, model: torch.nn.Module, device: torch.device) -> Runtime:
+        """fp32, with batches in the layout the model's conv weights already have."""
+        # A 1-channel 3x3 kernel is contiguous in both layouts; only a wider one tells them apart.
+        nhwc = any(
+            p.dim() == 4
+            and not p.is_contiguous()
+            and p.is_contiguous(memory_format=torch.channels_last)
+            for p in model.parameters()
+        )
+        return cls(device=device, channels_last=nhwc)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def logits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """fp32 logits for evaluation; with tta_flip, averaged with the mirrored images'."""
+        x = self.layout(x)
+        with self.autocast():
+            out = model(x).float()
+            if self.tta_flip:
+                out = (out + model(x.flip(-1)).float()) / 2
+        return out
+
+
+class Augment:
+    """Random crop (zero padding), horizontal flip and erasing, for a whole batch at once.
+
+    Crop and flip are one gather on the uint8 images; erasing blanks a rectangle of the normalised
+    batch to 0, the training mean. The random draws come from their own CPU generator, so a run
+    is the same on every device and the shuffling does not change when augmentation is switched.
+    """
+
+    def __init__(self, cfg: TrainConfig, generator: torch.Generator):
+        self.flip = cfg.flip
+        self.pad = cfg.crop_padding
+        self.erase_p = cfg.erase
+        self.generator = generator
+
+    @property
+    def active(self) -> bool:
+        return self.flip or self.pad > 0 or self.erase_p > 0
+
+    def _rand(self, *shape: int, high: int, device: torch.device) -> torch.Tensor:
+        draw = torch.randint(high, shape, generator=self.generator)
+        return draw.to(device, non_blocking=True)
+
+    def crop_flip(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, C, H, W] -> the same shape and dtype, each image shifted and/or mirrored."""
+        if not (self.flip or self.pad):
+            return images
+        b, _, h, w = images.shape
+        dev = images.device
+        rows = torch.arange(h, device=dev).expand(b, h)
+        cols = torch.arange(w, device=dev).expand(b, w)
+        if self.flip:
+            mirrored = self._rand(b, 1, high=2, device=dev).bool()
+            cols = torch.where(mirrored, (w - 1) - cols, cols)
+        if self.pad:
+            p = self.pad
+            images = torch.nn.functional.pad(images, (p, p, p, p))
+            rows = rows + self._rand(b, 1, high=2 * p + 1, device=dev)
+            cols = cols + self._rand(b, 1, high=2 * p + 1, device=dev)
+        nhwc = images.permute(0, 2, 3, 1)
+        batch = torch.arange(b, device=dev)[:, None, None]
+        return nhwc[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+    def erase(self, x: torch.Tensor) -> torch.Tensor:
+        """Blank one rectangle (a tenth to half of each side) per chosen image of a float batch."""
+        if not self.erase_p:
+            return x
+        b, _, h, w = x.shape
+        dev = x.device
+        chosen = torch.rand(b, generator=self.generator).to(dev, non_blocking=True) < self.erase_p
+        eh = self._rand(b, 1, high=h // 2 - h // 10 + 1, device=dev) + h // 10
+        ew = self._rand(b, 1, high=w // 2 - w // 10 + 1, device=dev) + w // 10
+        top = (
+            torch.rand(b, 1, generator=self.generator).to(dev, non_blocking=True) * (h - eh + 1)
+        ).long()
+        left = (
+            torch.rand(b, 1, generator=self.generator).to(dev, non_blocking=True) * (w - ew + 1)
+        ).long()
+        r = torch.arange(h, device=dev)[None, :]
+        c = torch.arange(w, device=dev)[None, :]
+        in_rows = (r >= top) & (r < top + eh)
+        in_cols = (c >= left) & (c < left + ew)
+        mask = in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None]
+        return x.masked_fill(mask[:, None], 0.0)
