@@ -88,3 +88,51 @@ def postgres_url():
     finally:
         pg(f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(home, ignore_errors=True)
+
+
+class TrackingServer:
+    """`cnnlab server` in a subprocess (with its own worker process group), stopped after."""
+
+    def __init__(self, runs_dir, port: int):
+        self.runs_dir, self.port = runs_dir, port
+        self.uri = f"http://127.0.0.1:{port}"
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        argv = [sys.executable, "-m", "cnnlab.cli", "server", "--runs-dir", str(self.runs_dir)]
+        self.proc = subprocess.Popen(
+            [*argv, "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("cnnlab server did not come up")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the server and its worker
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """A real `cnnlab server` on 127.0.0.1 over a fresh runs dir; .uri is its address."""
+    server = TrackingServer(tmp_path / "server-runs", _free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -4,6 +4,7 @@ Exit codes (also in the README):
   0 success; 1 unexpected error; 2 bad input (arguments, config, impossible architecture);
   3 bad or missing dataset files; 4 every trial of a search (`cnnlab tune`) failed;
   5 tracking server unreachable (at start within seconds, or for too long at the end);
+  6 `cnnlab tune --storage`: the Optuna storage cannot be opened (within seconds, no run);
   130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
@@ -21,6 +22,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 EXIT_ALL_TRIALS_FAILED = 4
 EXIT_TRACKING = 5
+EXIT_STORAGE = 6
 
 
 class Terminated(KeyboardInterrupt):
@@ -53,6 +55,12 @@ def _run(handler: Callable, args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_DATA)
     except TrackingUnavailable as exc:
         return _fail(str(exc), EXIT_TRACKING)
+    except Exception as exc:
+        # Only a search can raise it, so its (heavy) module is imported when it can apply.
+        shared = sys.modules.get("cnnlab.search._shared")
+        if shared and isinstance(exc, shared.StorageUnavailable):
+            return _fail(str(exc), EXIT_STORAGE)
+        raise
     except Terminated:
         return _fail("terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:
@@ -77,7 +85,7 @@ def _load(args):
     overrides = list(args.set or [])
     if getattr(args, "experiment", None):
         overrides.append(f"tracking.experiment={json.dumps(args.experiment)}")
-    for key in ("engine", "trials", "timeout"):  # tune's flags are [search] overrides
+    for key in ("engine", "trials", "timeout", "storage", "study"):  # [search] overrides
         if getattr(args, key, None) is not None:
             overrides.append(f"search.{key}={json.dumps(getattr(args, key))}")
     return load_config(args.config, overrides)
@@ -279,6 +287,12 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--trials", type=int, help="trials in total (default: search.trials)")
     tune.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after")
     tune.add_argument("--check", action="store_true", help="sample the space; train nothing")
+    tune.add_argument(
+        "--storage",
+        metavar="URL",
+        help="optuna: a study shared by workers: postgresql://..., journal:///file.log",
+    )
+    tune.add_argument("--study", help="the shared study's name (default: from the config)")
     _tracking_args(tune)
     _data_dir_arg(tune)
     tune.add_argument("--json", action="store_true", help="end stdout with one JSON line")

@@ -135,11 +135,17 @@ class SearchConfig:
     seed: int = 42  # seeds the proposals; each trial trains with train.seed
     objective: Literal["val_loss", "val_accuracy"] = "val_loss"  # of the best epoch; never test
     startup_trials: int = 10  # TPE proposes this many trials at random before modelling
+    # impossible architectures count toward `trials`; false = recorded, and another is drawn
+    count_invalid: bool = True
     pruner: Literal["none", "median", "hyperband"] = "none"  # optuna: stop weak trials early
     pruner_startup: int = 3  # median: trials that finish before any is pruned
     pruner_warmup: int = 0  # median: epochs every trial runs before it may be pruned
     name: str = ""  # tells apart searches of the same config; part of the search id
     state_dir: str = ""  # engine state (Trials pickle, Optuna SQLite); empty = beside MLflow
+    # optuna: a study shared by workers: postgresql://..., sqlite:///... or journal:///file.log
+    storage: str = ""  # empty = a local SQLite study beside MLflow, one process at a time
+    study: str = ""  # the shared study's name; empty = cnnlab-<hash of the config>
+    heartbeat: int = 10  # seconds between a worker's heartbeats; silent 3x longer = dead
     # dotted config key -> distribution table, e.g. "model.filters" =
     # { dist = "quniform", low = 16, high = 128, q = 8, int = true }; see cnnlab.search
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -342,6 +348,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("search", "startup_trials"): _AT_LEAST_0,
     ("search", "pruner_startup"): _AT_LEAST_0,
     ("search", "pruner_warmup"): _AT_LEAST_0,
+    ("search", "heartbeat"): _POSITIVE,
     ("train", "crop_padding"): _AT_LEAST_0,
     ("train", "erase"): _FRACTION,
     ("train", "threads"): _AT_LEAST_0,

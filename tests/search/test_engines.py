@@ -128,3 +128,18 @@ def test_an_impossible_architecture_fails_in_milliseconds_untrained(search_cfg, 
         assert child.info.status == "FAILED"
         assert child.data.tags["cnnlab.fail_reason"] == "invalid_architecture"
         assert "val_loss" not in child.data.metrics
+
+
+def test_invalid_samples_need_not_count_as_trials(search_cfg, store):
+    space = {"model.num_layers": {"dist": "choice", "options": [1, 8, 9]}}
+    cfg = search_cfg(
+        "search.trials=2",
+        "search.algo=random",
+        "train.epochs=1",
+        "search.count_invalid=false",
+        space=space,
+    )
+    result = run_search(cfg, tracking_uri=store)
+    trained = [r for r in result.records if r.reason != "invalid_architecture"]
+    assert len(trained) == 2 and all(r.params["model.num_layers"] == 1 for r in trained)
+    assert len(result.records) > 2  # the impossible draws are still recorded as failed runs

@@ -1,11 +1,9 @@
 """A real `cnnlab server` on 127.0.0.1: runs through it, and a server that goes away mid-run."""
 
-import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import mlflow
 import pytest
@@ -30,43 +28,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
-    """`cnnlab server` in a subprocess that the test can stop and start again."""
-
-    def __init__(self, runs_dir, port):
-        self.runs_dir, self.port = runs_dir, port
-        self.uri = f"http://127.0.0.1:{port}"
-        self.proc = None
-
-    def start(self):
-        argv = [sys.executable, "-m", "cnnlab.cli", "server", "--runs-dir", str(self.runs_dir)]
-        self.proc = subprocess.Popen(
-            [*argv, "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.uri + "/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("cnnlab server did not come up")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)  # the server and its worker
-            self.proc.wait(timeout=30)
-
-
 @pytest.fixture
-def server(tmp_path):
-    srv = Server(tmp_path / "srv", free_port())
-    srv.start()
-    yield srv
-    srv.stop()
+def server(tracking_server):
+    return tracking_server
 
 
 def train(uri, *args):
@@ -99,7 +63,7 @@ def test_a_run_through_the_server_keeps_everything(server, tmp_path):
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.toml", "model", "learning_curves.svg"} <= names
     # Artifacts are proxied by the server into its runs dir, not written by the client.
-    assert list((tmp_path / "srv" / "artifacts").rglob("state_dict.pt"))
+    assert list((server.runs_dir / "artifacts").rglob("state_dict.pt"))
 
 
 def test_server_away_mid_run_buffers_metrics_and_ends_right(server):

@@ -22,6 +22,7 @@ from cnnlab.search._records import (
     format_table,
 )
 from cnnlab.search._search import SearchResult, prepare, run_search, search_id, state_path
+from cnnlab.search._shared import SharedStudy, StorageUnavailable, open_storage
 from cnnlab.search._space import (
     DISTRIBUTIONS,
     Dimension,
@@ -45,6 +46,8 @@ __all__ = [
     "SearchResult",
     "Space",
     "SpaceReport",
+    "SharedStudy",
+    "StorageUnavailable",
     "TrialRecord",
     "best_of",
     "check_space",
@@ -53,6 +56,7 @@ __all__ = [
     "format_table",
     "hyperopt_space",
     "objective_value",
+    "open_storage",
     "optuna_distributions",
     "overrides",
     "parse_space",

@@ -38,21 +38,44 @@ class SearchLayout:
         self, run_name: str, params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str]
     ) -> bool:
         """Reopens the parent of this search id (True) or creates one; sets self.parent_id."""
-        found = self._runs(f"tags.`{SEARCH_ID_TAG}` = '{self.search_id}'", kind="search")
+        found = self.find_parent()
         if found:
-            self.parent_id = found[0].info.run_id
+            self.parent_id = found
             self.client.update_run(self.parent_id, status="RUNNING")
             self._set_tags(self.parent_id, tags)
             return True
+        self.parent_id = self.create_parent(run_name, params, tags, artifacts)
+        return False
+
+    def find_parent(self) -> str | None:
+        """The oldest parent run with this search id, if any."""
+        found = self._runs(f"tags.`{SEARCH_ID_TAG}` = '{self.search_id}'", kind="search")
+        return (
+            min(found, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+            if found
+            else None
+        )
+
+    def create_parent(
+        self, run_name: str, params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str]
+    ) -> str:
         tags = run_tags(None, {**tags, SEARCH_ID_TAG: self.search_id, "cnnlab.run_kind": "search"})
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
-        self.parent_id = run.info.run_id
-        self._log_params(self.parent_id, params)
+        run_id = run.info.run_id
+        self._log_params(run_id, params)
         with tempfile.TemporaryDirectory() as tmp:
             for name, text in artifacts.items():
                 (Path(tmp) / name).write_text(text, encoding="utf-8")
-                self.client.log_artifact(self.parent_id, str(Path(tmp) / name))
-        return False
+                self.client.log_artifact(run_id, str(Path(tmp) / name))
+        return run_id
+
+    def discard_parent(self, run_id: str) -> None:
+        """A parent that lost the election to another worker's: ended and deleted."""
+        self.client.set_terminated(run_id, status="KILLED")
+        self.client.delete_run(run_id)
+
+    def reopen_parent(self) -> None:
+        self.client.update_run(self.parent_id, status="RUNNING")
 
     def finish(self, records: list[TrialRecord], objective: str, maximize: bool) -> None:
         """Counts and the best trial on the parent; FAILED when no trial succeeded."""
@@ -143,6 +166,21 @@ class SearchLayout:
             self.client.set_terminated(run.info.run_id, status="KILLED")
             closed += 1
         return closed
+
+    def close_lost(self, numbers: set[int]) -> int:
+        """Ends KILLED the RUNNING children of these trials, whose workers died; how many."""
+        closed = 0
+        if self.parent_id is None or not numbers:
+            return closed
+        for run in self._runs(f"tags.`mlflow.parentRunId` = '{self.parent_id}'"):
+            if run.info.status == "RUNNING" and int(run.data.tags.get(TRIAL_TAG, -1)) in numbers:
+                self.mark_lost(run.info.run_id)
+                closed += 1
+        return closed
+
+    def mark_lost(self, run_id: str) -> None:
+        self._set_tags(run_id, {"cnnlab.interrupted": "true", "cnnlab.worker_lost": "true"})
+        self.client.set_terminated(run_id, status="KILLED")
 
     # ------------------------------------------------------------ helpers
 

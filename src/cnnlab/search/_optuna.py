@@ -85,32 +85,12 @@ class OptunaEngine:
         return sorted((TrialRecord.from_dict(r) for r in found), key=lambda r: r.number)
 
     def run_one(self, objective) -> TrialRecord:
-        from optuna.trial import TrialState
-
         number = len(self.records())
         study = self._study(number)
         trial = study.ask(self.distributions)
-        params = {d.key: d.finish(self._decode(d, trial.params[d.key])) for d in self.space}
-        pruning = None
-        if self.cfg.pruner != "none":
-            pruning = PruningCallback(trial, self.cfg.objective, self.cfg.pruner)
-        try:
-            record = objective(number, params, [pruning] if pruning else [])
-        except BaseException:
-            study.tell(trial, state=TrialState.FAIL)  # cut short: it will be proposed again
-            raise
-        record.extra["optuna_trial"] = trial.number
-        if pruning and pruning.pruned and record.status == "ok":
-            record.status, record.reason = "pruned", pruning.pruned
-            objective.layout.mark_pruned(record.run_id, pruning.pruned)
-        trial.set_user_attr(RECORD_ATTR, record.to_dict())
-        if record.status == "ok":
-            study.tell(trial, record.value)
-        else:
-            study.tell(
-                trial, state=TrialState.PRUNED if record.status == "pruned" else TrialState.FAIL
-            )
-        return record
+        return run_trial(
+            study, trial, number, sampled_params(self.space, trial), objective, self.cfg
+        )
 
     # ------------------------------------------------------------ helpers
 
@@ -135,13 +115,7 @@ class OptunaEngine:
         return TPESampler(seed=seed, n_startup_trials=self.cfg.startup_trials)
 
     def _pruner(self):
-        from optuna.pruners import HyperbandPruner, MedianPruner, NopPruner
-
-        if self.cfg.pruner == "median":
-            return MedianPruner(self.cfg.pruner_startup, self.cfg.pruner_warmup)
-        if self.cfg.pruner == "hyperband":
-            return HyperbandPruner(min_resource=1, max_resource=self.epochs)
-        return NopPruner()
+        return make_pruner(self.cfg, self.epochs)
 
     def _fail_stale(self, study) -> None:
         from optuna.trial import TrialState
@@ -149,6 +123,45 @@ class OptunaEngine:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(trial.number, state=TrialState.FAIL)
 
-    @staticmethod
-    def _decode(d: Dimension, value: Any) -> Any:
+
+def sampled_params(space: Space, trial) -> dict[str, Any]:
+    """The trial's sample as config values: choices decoded, integers cast, rounded to q."""
+
+    def decode(d: Dimension, value: Any) -> Any:
         return d.options[value] if d.dist == "choice" else value
+
+    return {d.key: d.finish(decode(d, trial.params[d.key])) for d in space}
+
+
+def run_trial(study, trial, number: int, params: dict[str, Any], objective, cfg: SearchConfig):
+    """Trains an asked trial, stores its record as a user attribute and tells the outcome."""
+    from optuna.trial import TrialState
+
+    pruning = None
+    if cfg.pruner != "none":
+        pruning = PruningCallback(trial, cfg.objective, cfg.pruner)
+    try:
+        record = objective(number, params, [pruning] if pruning else [])
+    except BaseException:
+        study.tell(trial, state=TrialState.FAIL)  # cut short: it will be proposed again
+        raise
+    record.extra["optuna_trial"] = trial.number
+    if pruning and pruning.pruned and record.status == "ok":
+        record.status, record.reason = "pruned", pruning.pruned
+        objective.layout.mark_pruned(record.run_id, pruning.pruned)
+    trial.set_user_attr(RECORD_ATTR, record.to_dict())
+    if record.status == "ok":
+        study.tell(trial, record.value)
+    else:
+        study.tell(trial, state=TrialState.PRUNED if record.status == "pruned" else TrialState.FAIL)
+    return record
+
+
+def make_pruner(cfg: SearchConfig, epochs: int):
+    from optuna.pruners import HyperbandPruner, MedianPruner, NopPruner
+
+    if cfg.pruner == "median":
+        return MedianPruner(cfg.pruner_startup, cfg.pruner_warmup)
+    if cfg.pruner == "hyperband":
+        return HyperbandPruner(min_resource=1, max_resource=epochs)
+    return NopPruner()

@@ -6,6 +6,9 @@
 Resuming is rerunning: the search id (experiment + config + search settings, but not the trial
 count or timeout) finds the engine state and the parent run again, and the search goes on
 until `search.trials` trials in total have an outcome.
+
+With `search.storage`, this process is one worker of a study shared with others (see _shared):
+the same command on any number of processes or machines works through one search together.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from cnnlab.search._layout import SearchLayout
 from cnnlab.search._objective import Objective, trial_config
 from cnnlab.search._optuna import OptunaEngine
 from cnnlab.search._records import TrialRecord, best_of, counts
+from cnnlab.search._shared import SCHEMES, SharedStudy, open_storage, redact
 from cnnlab.search._space import Space, parse_space, space_to_dict
 from cnnlab.tracking import resolve_uri
 
 # Settings that may change between a search and its resumption without making it another one.
-_NOT_IDENTITY = ("trials", "timeout", "state_dir")
+_NOT_IDENTITY = ("trials", "timeout", "state_dir", "storage", "heartbeat")
 
 
 @dataclass
@@ -48,6 +52,8 @@ class SearchResult:
     state_path: Path
     tracking_uri: str
     timed_out: bool  # search.timeout stopped it before `requested` trials
+    storage: str = ""  # a shared study's storage URL, password hidden; empty = local
+    study: str = ""  # the shared study's name
 
     @property
     def counts(self) -> dict[str, int]:
@@ -72,7 +78,8 @@ class SearchResult:
             "failed": n["failed"],
             "pruned": n["pruned"],
             "timed_out": self.timed_out,
-            "state": str(self.state_path),
+            "state": self.storage or str(self.state_path),
+            "study": self.study or None,
             "tracking_uri": self.tracking_uri,
         }
 
@@ -88,6 +95,7 @@ def prepare(cfg: Config) -> Space:
             f'search.pruner: {cfg.search.pruner!r} needs search.engine = "optuna"; '
             "hyperopt cannot prune"
         )
+    _check_storage(cfg.search)
     space = parse_space(cfg.search.space, to_dict(cfg))
     require_some_valid(cfg, space)
     return space
@@ -96,6 +104,8 @@ def prepare(cfg: Config) -> Space:
 def search_id(cfg: Config) -> str:
     tables = to_dict(cfg)
     search = {k: v for k, v in tables.pop("search").items() if k not in _NOT_IDENTITY}
+    if not search.get("study"):  # local searches: ids from before shared studies still hold
+        search.pop("study", None)
     tables["tracking"] = {"experiment": cfg.tracking.experiment}
     text = json.dumps({"config": tables, "search": search}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -122,6 +132,8 @@ def run_search(
 ) -> SearchResult:
     """Runs (or resumes) cfg's search; KeyboardInterrupt ends the parent KILLED and re-raises."""
     space = prepare(cfg)
+    if cfg.search.storage:
+        return _run_shared(cfg, space, tracking_uri, data_dir, on_trial)
     splits = load_splits(cfg, data_dir)  # DataError here: still no run
     uri = resolve_uri(cfg.tracking, tracking_uri)
     sid = search_id(cfg)
@@ -161,6 +173,69 @@ def run_search(
     )
 
 
+def _run_shared(cfg: Config, space: Space, tracking_uri, data_dir, on_trial) -> SearchResult:
+    """One worker of a shared study; leaving early ends the parent only if no trial runs."""
+    study = cfg.search.study or f"cnnlab-{search_id(cfg)}"
+    s = dataclasses.replace(cfg.search, study=study)
+    storage = open_storage(s.storage, s.heartbeat)  # StorageUnavailable: no run
+    # Runs log their config; the password stays out of MLflow.
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(s, storage=redact(s.storage)))
+    splits = load_splits(cfg, data_dir)
+    uri = resolve_uri(cfg.tracking, tracking_uri)
+    sid = search_id(cfg)
+    path = state_path(cfg, uri, sid)
+    layout = SearchLayout(uri, cfg.tracking.experiment, sid)
+    shared = SharedStudy(space, cfg.search, storage, layout, cfg.train.epochs)
+    maximize = engine_maximizes(cfg.search)
+    try:
+        resumed = shared.join(_parent_run(cfg, space, sid, path))
+        timed_out = shared.run(Objective(cfg, layout, splits, uri, data_dir), on_trial)
+        records = shared.records()
+        best_path = _write_best(cfg, records, path)
+        if not timed_out or not shared.others_running():
+            layout.finish(records, cfg.search.objective, maximize)
+    except KeyboardInterrupt:
+        if shared.study is not None and not shared.others_running():
+            layout.end_parent("KILLED", "interrupted")
+        raise
+    except BaseException as exc:
+        if shared.study is not None and not shared.others_running():
+            layout.end_parent("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    s = cfg.search
+    return SearchResult(
+        sid,
+        layout.parent_id,
+        resumed,
+        s.engine,
+        s.objective,
+        maximize,
+        s.trials,
+        records,
+        best_of(records, maximize),
+        best_path,
+        path,
+        uri,
+        timed_out,
+        s.storage,
+        study,
+    )
+
+
+def _check_storage(s: SearchConfig) -> None:
+    if s.storage and s.engine != "optuna":
+        raise ConfigError(
+            f'search.storage: a shared study needs search.engine = "optuna", got {s.engine!r}'
+        )
+    if s.storage and not s.storage.startswith(SCHEMES):
+        raise ConfigError(
+            "search.storage: expected postgresql://..., sqlite:///... or journal:///path, "
+            f"got {redact(s.storage)!r}"
+        )
+    if s.study and not s.storage:
+        raise ConfigError("search.study: names a shared study; it needs search.storage")
+
+
 def engine_maximizes(search: SearchConfig) -> bool:
     return search.objective == "val_accuracy"
 
@@ -171,10 +246,22 @@ def _engine(cfg: Config, space: Space, path: Path):
     return HyperoptEngine(space, cfg.search, path)
 
 
+_DRAWS_PER_TRIAL = 50  # count_invalid = false: most samples drawn per counted trial
+
+
+def _counted(search: SearchConfig, records: list[TrialRecord]) -> int:
+    if search.count_invalid:
+        return len(records)
+    return sum(r.reason != "invalid_architecture" for r in records)
+
+
 def _loop(search: SearchConfig, engine, objective, records: list[TrialRecord], on_trial) -> bool:
     """Trials until `search.trials` have an outcome; True when the timeout stopped it first."""
     started = time.monotonic()
-    while len(records) < search.trials:
+    # Without count_invalid, impossible samples cost milliseconds and no trial; the cap keeps a
+    # space that is almost all impossible from drawing forever.
+    cap = search.trials * (1 if search.count_invalid else _DRAWS_PER_TRIAL)
+    while _counted(search, records) < search.trials and len(records) < cap:
         if search.timeout and time.monotonic() - started >= search.timeout:
             return True
         record = engine.run_one(objective)
@@ -196,7 +283,8 @@ def _parent_run(cfg: Config, space: Space, sid: str, path: Path):
         "search.trials": str(s.trials),
         "search.space": json.dumps(space_to_dict(space)),
     }
-    tags = {"cnnlab.trials_requested": str(s.trials), "cnnlab.search_state": str(path)}
+    state = f"{redact(s.storage)} study {s.study}" if s.storage else str(path)
+    tags = {"cnnlab.trials_requested": str(s.trials), "cnnlab.search_state": state}
     name = cfg.tracking.run_name or f"search-{s.name or sid[:8]}"
     return name, params, tags, {"config.toml": to_toml(cfg)}
 
@@ -213,5 +301,6 @@ def _write_best(cfg: Config, records: list[TrialRecord], path: Path) -> Path | N
         f"({cfg.search.objective} {best.value:.6g}), MLflow run {best.run_id}.\n"
         f"# cnnlab train {out}\n\n"
     )
+    out.parent.mkdir(parents=True, exist_ok=True)  # a shared study keeps no local state
     out.write_text(header + to_toml(trial), encoding="utf-8")
     return out
