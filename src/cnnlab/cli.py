@@ -277,8 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment)")
     _tracking_args(train)
     _data_dir_arg(train)
-    train.add_argument("--json", action="store_true", help="end stdout with one JSON line")
-    train.add_argument("--quiet", action="store_true", help="no progress bar or result text")
+    _output_args(train, "no progress bar or result text")
     train.set_defaults(handler=cmd_train)
 
     tune = sub.add_parser("tune", help="search a config's [search.space]; rerun to resume")
@@ -295,8 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", help="the shared study's name (default: from the config)")
     _tracking_args(tune)
     _data_dir_arg(tune)
-    tune.add_argument("--json", action="store_true", help="end stdout with one JSON line")
-    tune.add_argument("--quiet", action="store_true", help="no per-trial lines or table")
+    _output_args(tune, "no per-trial lines or table")
     tune.set_defaults(handler=cmd_tune)
 
     summary = sub.add_parser("summary", help="show the architecture a config builds")
@@ -316,8 +314,7 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--quick", action="store_true", help="small data and epochs: minutes")
     study.add_argument("--only", metavar="STEP", help="run only this step (e.g. 3-architecture)")
     study.add_argument("--out", default="report", help="report folder (default: ./report)")
-    study.add_argument("--json", action="store_true", help="end stdout with one JSON line")
-    study.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _output_args(study, "print nothing but errors")
     _tracking_args(study)
     _data_dir_arg(study)
     study.set_defaults(handler=cmd_study)
@@ -357,6 +354,11 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one config value (repeatable), e.g. --set train.lr=0.01",
     )
+
+
+def _output_args(p: argparse.ArgumentParser, quiet_help: str) -> None:
+    p.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
 
 
 def _tracking_args(p: argparse.ArgumentParser) -> None:
