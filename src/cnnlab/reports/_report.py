@@ -57,7 +57,7 @@ def write_report(
 def _overview(uri: str, records: list[ExperimentRecord]) -> Section:
     runs = sum(len(e.runs) for e in records)
     return Section("Overview").add(
-        f"Written {time.strftime('%Y-%m-%d %H:%M')} from the MLflow store `{uri}`: "
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} from the MLflow store `{_shown(uri)}`: "
         f"{len(records)} experiment(s), {runs} run(s).",
         SELECTION_NOTE,
         "Losses are mean cross-entropy per image (not percentages); accuracies are shares of "
@@ -66,14 +66,25 @@ def _overview(uri: str, records: list[ExperimentRecord]) -> Section:
     )
 
 
+def _shown(uri: str) -> str:
+    """An embedded store under the working directory is named relative to it."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if path.is_relative_to(Path.cwd()):
+            return f"sqlite:///{path.relative_to(Path.cwd())}"
+    return uri
+
+
 def _study_comparison(records: list[ExperimentRecord]) -> Section | None:
+    """Only for a study: one row per step, the study's figures beside cnnlab's best run."""
+    published_by_step = {r.name: _published(r) for r in records}
+    if not any(published_by_step.values()):
+        return None
     rows = []
     for record in records:
-        published = {
-            k[len(PUBLISHED) :]: v for k, v in record.tags.items() if k.startswith(PUBLISHED)
-        }
+        published = published_by_step[record.name] or {"setting": "(not in the study)"}
         best = best_run(record.trained)
-        if not published or best is None:
+        if best is None:
             continue
         m = best.metrics
         rows.append(
@@ -90,8 +101,6 @@ def _study_comparison(records: list[ExperimentRecord]) -> Section | None:
                 _int(m.get("images_seen")),
             ]
         )
-    if not rows:
-        return None
     headers = [
         "step",
         "study setting",
@@ -109,6 +118,11 @@ def _study_comparison(records: list[ExperimentRecord]) -> Section | None:
         "cnnlab selected for that step on validation loss.",
         Table(headers, rows),
     )
+
+
+def _published(record: ExperimentRecord) -> dict[str, str]:
+    tags = record.tags.items()
+    return {k.removeprefix(PUBLISHED): v for k, v in tags if k.startswith(PUBLISHED)}
 
 
 def _experiment_section(index: int, record: ExperimentRecord) -> Section:
