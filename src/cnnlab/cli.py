@@ -193,7 +193,7 @@ def cmd_data(args) -> int:
 
 def cmd_study(args) -> int:
     from cnnlab.reports import confusion_from_run, write_report
-    from cnnlab.study import run_study, study_experiments
+    from cnnlab.study import run_study
 
     results, uri = run_study(
         Path(args.study_dir),
@@ -208,7 +208,7 @@ def cmd_study(args) -> int:
         return confusion_from_run(uri, run, args.data_dir)
 
     out = Path(args.out)
-    paths = write_report(uri, study_experiments(results), out, confusion=confusion)
+    paths = write_report(uri, [r.experiment for r in results], out, confusion=confusion)
     if not args.quiet:
         print(f"report: {out / 'report.md'} and {out / 'report.html'} ({len(paths) - 2} figures)")
     if args.json:

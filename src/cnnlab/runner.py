@@ -9,6 +9,7 @@ check the architecture (no data, no run) -> load and verify data (no run) -> ope
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def train_run(
         artifacts={
             "config.toml": to_toml(cfg),
             "architecture.txt": format_summary(built.summary),
-            "architecture.json": _json(built.summary.to_dict()),
+            "architecture.json": json.dumps(built.summary.to_dict(), indent=2),
         },
         run_name=cfg.tracking.run_name or default_run_name(cfg),
         parent_run_id=parent_run_id,
@@ -109,9 +110,3 @@ def train_run(
 def default_run_name(cfg: Config) -> str:
     """Family, time and a random suffix: MLflow's own names repeat once `random` is seeded."""
     return f"{cfg.model.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def _json(data: Any) -> str:
-    import json
-
-    return json.dumps(data, indent=2)

@@ -281,7 +281,3 @@ def _describe(mlflow_client, exp_id: str, step: Step) -> None:
         tags["mlflow.note.content"] = step.description  # shown by the MLflow UI
     for key, value in tags.items():
         mlflow_client.set_experiment_tag(exp_id, key, value)
-
-
-def study_experiments(results: list[StepResult]) -> list[str]:
-    return [r.experiment for r in results]

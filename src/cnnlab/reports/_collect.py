@@ -7,7 +7,6 @@ records["baseline"][0].history["val_loss"]   # [(epoch, value), ...]
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from cnnlab.tracking import client
 
@@ -31,10 +30,6 @@ class RunRecord:
     @property
     def parent_id(self) -> str | None:
         return self.tags.get("mlflow.parentRunId")
-
-    @property
-    def is_parent(self) -> bool:
-        return self.tags.get("cnnlab.role") == "search"
 
 
 @dataclass
@@ -103,7 +98,3 @@ def best_run(runs: list[RunRecord]) -> RunRecord | None:
     """Selected on validation loss, as training selects epochs; never on the test set."""
     scored = [r for r in runs if "best_val_loss" in r.metrics]
     return min(scored, key=lambda r: r.metrics["best_val_loss"], default=None)
-
-
-def metric(run: RunRecord, key: str, default: Any = None) -> Any:
-    return run.metrics.get(key, default)

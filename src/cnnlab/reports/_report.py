@@ -132,7 +132,6 @@ def _experiment_section(index: int, record: ExperimentRecord) -> Section:
         section.add(record.tags["cnnlab.description"])
     if not runs:
         return section.add("No finished training runs in this experiment.")
-    children = {r.parent_id for r in record.runs if r.parent_id}
     trials = [r for r in runs if r.parent_id]
     differ = differing_params(runs)
     # Architecture facts follow from the config; only config keys count as changes.
@@ -145,7 +144,7 @@ def _experiment_section(index: int, record: ExperimentRecord) -> Section:
     for key in CURVES:
         svg = curves_svg(runs, key, labels)
         section.add(Figure(f"{slug}-{key}.svg", svg, f"{record.name}: {key} against epoch"))
-    if trials and children:
+    if trials:
         objective = "best_val_loss"
         svg = trials_svg(trials, differing_params(trials), objective)
         section.add(Figure(f"{slug}-trials.svg", svg, f"{record.name}: {objective} per trial"))
