@@ -29,6 +29,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is so that runs close as KILLED, like Ctrl-C."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C. A subclass, because CPython exits by SIGINT (not with our exit code) when a bare
+    KeyboardInterrupt once escaped code it ran through its C API, even if we caught it later."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + error
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -39,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupted)  # not where SIGINT is ignored
     return _run(args.handler, args)
 
 
@@ -74,6 +81,10 @@ def _fail(message: str, code: int) -> int:
 
 def _raise_terminated(signum, frame) -> None:
     raise Terminated()
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted()
 
 
 # ---------------------------------------------------------------- commands
