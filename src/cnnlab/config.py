@@ -110,6 +110,8 @@ class TrainConfig:
     flip: bool = False  # augment: mirror each training image left-right with probability 1/2
     crop_padding: int = 0  # augment: random crop after zero-padding this many pixels; 0 = off
     erase: float = 0.0  # augment: probability of blanking a random rectangle per image, [0, 1)
+    ema: float = 0.0  # decay of a per-step moving average of the weights, evaluated and tested
+    # in their place (e.g. 0.999); 0 = off
     tta_flip: bool = False  # evaluate on the mean logits of each image and its mirror
     compile: bool = False  # torch.compile the model; compiling costs about a minute on 2 cores
     threads: int = 0  # torch intra-op threads; 0 = one per core this process may use
@@ -351,6 +353,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("search", "heartbeat"): _POSITIVE,
     ("train", "crop_padding"): _AT_LEAST_0,
     ("train", "erase"): _FRACTION,
+    ("train", "ema"): _FRACTION,
     ("train", "threads"): _AT_LEAST_0,
     ("model", "width"): _POSITIVE,
     ("model", "convs_per_stage"): _POSITIVE,

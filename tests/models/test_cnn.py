@@ -18,17 +18,55 @@ def _types(module):
 
 def test_course_cnn_layers():
     model = create_model(COURSE)
-    assert [_types(block) for block in model.features] == [["Conv2d", "ReLU", "MaxPool2d"]] * 3
+    # The pool runs before the ReLU: the same function, with a quarter of the ReLU's work.
+    assert [_types(block) for block in model.features] == [["Conv2d", "MaxPool2d", "ReLU"]] * 3
     convs = [block[0] for block in model.features]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 32), (32, 32), (32, 32)]
     assert [c.kernel_size for c in convs] == [(3, 3)] * 3
     assert [c.padding for c in convs] == [(1, 1), (0, 0), (0, 0)]
-    assert [b[2].kernel_size for b in model.features] == [2, 2, 2]
+    assert [b[1].kernel_size for b in model.features] == [2, 2, 2]
     assert _types(model.head) == [
         "AdaptiveAvgPool2d", "Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"
     ]  # fmt: skip
     linears = [m for m in model.head if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(32, 128), (128, 64), (64, 10)]
+
+
+def _activation_first(block: nn.Sequential) -> nn.Sequential:
+    """The textbook order (conv, [BN], activation, [dropout], pool) of a pool-first block."""
+    pool = [m for m in block if isinstance(m, nn.MaxPool2d)]
+    rest = [m for m in block if not isinstance(m, nn.MaxPool2d)]
+    return nn.Sequential(*rest, *pool)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh"])
+def test_pooling_before_a_monotonic_activation_changes_nothing(activation):
+    torch.manual_seed(0)
+    cfg = CnnConfig(num_layers=2, padding=[1, 0], batchnorm=True, activation=activation)
+    model = create_model(cfg).train()
+    textbook = ConvNetLike([_activation_first(b) for b in model.features], model.head)
+    x = torch.randn(8, 1, 28, 28)
+    out_a, out_b = model(x), textbook(x)
+    assert torch.allclose(out_a, out_b, atol=1e-6)
+    grads_a = torch.autograd.grad(out_a.square().sum(), list(model.parameters()))
+    grads_b = torch.autograd.grad(out_b.square().sum(), list(model.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads_a, grads_b, strict=True))
+
+
+def test_a_non_monotonic_activation_keeps_the_textbook_order():
+    model = create_model(CnnConfig(num_layers=2, activation="gelu"))
+    assert [_types(block) for block in model.features] == [["Conv2d", "GELU", "MaxPool2d"]] * 2
+
+
+class ConvNetLike(nn.Module):
+    """The same layers (shared, not copied) in other blocks."""
+
+    def __init__(self, blocks, head):
+        super().__init__()
+        self.blocks, self.head = nn.Sequential(*blocks), head
+
+    def forward(self, x):
+        return self.head(self.blocks(x))
 
 
 def test_course_cnn_chain_and_params():

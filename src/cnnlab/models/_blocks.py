@@ -31,6 +31,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh,
 }
 
+# Non-decreasing activations commute with max-pooling: pool(f(x)) == f(pool(x)), gradients too.
+MONOTONIC = frozenset({"relu", "leaky_relu", "tanh"})
+
 
 def make_activation(name: str) -> nn.Module:
     """A fresh activation module by name: `make_activation("gelu")` -> GELU()."""

@@ -15,6 +15,7 @@ from torch import nn
 
 from cnnlab.config import CnnConfig
 from cnnlab.models._blocks import (
+    MONOTONIC,
     ArchitectureError,
     check_io,
     dense_layers,
@@ -57,7 +58,11 @@ def build_cnn(
 
 
 def conv_block(cfg: CnnConfig, plan: BlockPlan) -> nn.Sequential:
-    """One block as planned; the conv drops its bias under BatchNorm, whose shift replaces it."""
+    """One block as planned; the conv drops its bias under BatchNorm, whose shift replaces it.
+
+    With a monotonic activation (relu, leaky_relu, tanh) the max-pool comes before it: the same
+    outputs and gradients, but the activation and its backward touch a quarter of the values.
+    """
     layers: list[nn.Module] = [
         nn.Conv2d(
             plan.in_channels,
@@ -69,12 +74,12 @@ def conv_block(cfg: CnnConfig, plan: BlockPlan) -> nn.Sequential:
     ]
     if cfg.batchnorm:
         layers.append(nn.BatchNorm2d(plan.out_channels))
-    layers.append(make_activation(cfg.activation))
-    if cfg.conv_dropout > 0:
-        layers.append(nn.Dropout2d(cfg.conv_dropout))
-    if cfg.pool_size > 1:
-        layers.append(nn.MaxPool2d(cfg.pool_size))
-    return nn.Sequential(*layers)
+    pool = [nn.MaxPool2d(cfg.pool_size)] if cfg.pool_size > 1 else []
+    dropout = [nn.Dropout2d(cfg.conv_dropout)] if cfg.conv_dropout > 0 else []
+    activation = [make_activation(cfg.activation)]
+    if cfg.activation in MONOTONIC:
+        return nn.Sequential(*layers, *pool, *activation, *dropout)
+    return nn.Sequential(*layers, *activation, *dropout, *pool)
 
 
 def head_pool(name: str) -> list[nn.Module]:

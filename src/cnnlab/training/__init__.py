@@ -12,6 +12,7 @@ from cnnlab.training._callbacks import (
     TrainState,
     selection_loss,
 )
+from cnnlab.training._ema import WeightAverage
 from cnnlab.training._fast import Augment, Runtime, cpu_has_native_bf16, resolve_precision
 from cnnlab.training._loop import (
     FitResult,
@@ -38,6 +39,7 @@ __all__ = [
     "Runtime",
     "TrainState",
     "TrainingDiverged",
+    "WeightAverage",
     "cpu_has_native_bf16",
     "create_optimizer",
     "create_scheduler",

@@ -25,6 +25,7 @@ from cnnlab.training._callbacks import (
     TrainState,
     selection_loss,
 )
+from cnnlab.training._ema import WeightAverage
 from cnnlab.training._fast import Augment, Runtime, set_threads
 from cnnlab.training._optim import create_optimizer, create_scheduler
 
@@ -78,6 +79,11 @@ class _Parts:
     runtime: Runtime
     augment: Augment
     forward: Any  # the model, or its torch.compile wrapper
+    ema: WeightAverage | None  # averaged weights, validated and tested in the model's place
+
+    @property
+    def evaluated(self):
+        return self.ema.model if self.ema else self.forward
 
 
 class _Data:
@@ -114,11 +120,13 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
         _emit(callbacks, "on_epoch_start", state)
         metrics = _train_epoch(state, parts, cfg, callbacks)
         parts.schedule.after_epoch(selection_loss(metrics))
-        best.update(metrics, model)
+        best.update(metrics, parts.ema.model if parts.ema else model)
         state.history.append(metrics)
         _emit(callbacks, "on_epoch_end", state, metrics)
         if state.stop_reason:
             break
+    if parts.ema:
+        parts.ema.copy_to(model)  # the averaged weights are the trained result
     best.restore(model)
     test_loss, test_acc = evaluate(
         parts.forward, *data.test, data.normalize, cfg.eval_batch_size, runtime
@@ -155,6 +163,7 @@ def _build_parts(model, splits, cfg: TrainConfig, generator, device: torch.devic
         # Its own generator, so switching augmentation on does not reorder the batches.
         augment=Augment(cfg, torch.Generator().manual_seed(cfg.seed + 1)),
         forward=torch.compile(model) if cfg.compile else model,
+        ema=WeightAverage(model, cfg.ema) if cfg.ema else None,
     )
 
 
@@ -177,6 +186,8 @@ def _train_epoch(state, parts: _Parts, cfg: TrainConfig, callbacks) -> EpochMetr
         loss.backward()
         optimizer.step()
         parts.schedule.after_step()
+        if parts.ema:
+            parts.ema.update()
         loss_sum += loss.detach()
         state.step += 1
         _emit(callbacks, "on_step_end", state)
@@ -185,7 +196,7 @@ def _train_epoch(state, parts: _Parts, cfg: TrainConfig, callbacks) -> EpochMetr
         # A NaN or inf at any step poisons the running sum, so this catches every step's loss.
         raise TrainingDiverged(f"training loss became {train_loss} in epoch {state.epoch}")
     val_loss, val_acc = evaluate(
-        model, *data.val, data.normalize, cfg.eval_batch_size, parts.runtime
+        parts.evaluated, *data.val, data.normalize, cfg.eval_batch_size, parts.runtime
     )
     seen = (state.history[-1].images_seen if state.history else 0) + (
         state.steps_per_epoch * stream.batch_size

@@ -14,19 +14,40 @@ import torch
 
 from cnnlab.config import TrainConfig
 
-OptimizerFactory = Callable[[Iterable[torch.nn.Parameter], TrainConfig], torch.optim.Optimizer]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]  # (params, cfg, **torch options)
 
 OPTIMIZERS: dict[str, OptimizerFactory] = {
-    "sgd": lambda params, c: torch.optim.SGD(
-        params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
+    "sgd": lambda params, c, **kw: torch.optim.SGD(
+        params,
+        lr=c.lr,
+        momentum=c.momentum,
+        nesterov=c.nesterov,
+        weight_decay=c.weight_decay,
+        **kw,
     ),
-    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
-    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adam": lambda params, c, **kw: torch.optim.Adam(
+        params, lr=c.lr, weight_decay=c.weight_decay, **kw
+    ),
+    "adamw": lambda params, c, **kw: torch.optim.AdamW(
+        params, lr=c.lr, weight_decay=c.weight_decay, **kw
+    ),
 }
+
+# Devices with a fused (one kernel for all parameters) implementation of the three optimizers.
+_FUSED_DEVICES = frozenset({"cpu", "cuda"})
 
 
 def create_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig):
-    return OPTIMIZERS[cfg.optimizer](params, cfg)
+    """The optimizer by name; fused where every parameter is a float on a CPU or CUDA device.
+
+    The fused update is one pass per parameter instead of a dozen foreach kernels: on the study's
+    model it makes a whole training step about 7% faster on a 2-core CPU (BENCHMARKS.md).
+    """
+    params = list(params)
+    fused = bool(params) and all(
+        p.is_floating_point() and p.device.type in _FUSED_DEVICES for p in params
+    )
+    return OPTIMIZERS[cfg.optimizer](params, cfg, **({"fused": True} if fused else {}))
 
 
 class Schedule:
