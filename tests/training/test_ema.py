@@ -73,7 +73,8 @@ def test_fit_tests_the_averaged_weights(tiny_cfg, tiny_splits):
     # Same batches, same steps; only the evaluated weights differ.
     assert [m.train_loss for m in plain.history] == [m.train_loss for m in result.history]
     assert [m.val_loss for m in plain.history] != [m.val_loss for m in result.history]
-    assert not torch.equal(plain_model.state_dict()["features.0.0.weight"], model.state_dict()["features.0.0.weight"])
+    key = "features.0.0.weight"
+    assert not torch.equal(plain_model.state_dict()[key], model.state_dict()[key])
 
 
 @pytest.mark.parametrize("bad", ["train.ema=1.0", "train.ema=-0.5"])
