@@ -131,3 +131,32 @@ def test_parse_override_reads_toml_values_and_bare_words():
 def test_every_model_family_has_a_name_field():
     for name, cls in MODEL_CONFIGS.items():
         assert cls().name == name
+
+
+def test_a_config_file_overlays_its_base(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "base.toml").write_text(
+        '[model]\nname = "convnet"\nwidth = 0.5\n[train]\nlr = 0.5\nepochs = 3\n'
+    )
+    (tmp_path / "recipes" / "mid.toml").write_text('base = "../base.toml"\n[train]\nepochs = 9\n')
+    (tmp_path / "top.toml").write_text('base = "recipes/mid.toml"\n[model]\nwidth = 1.5\n')
+    cfg = load_config(tmp_path / "top.toml", ["train.lr=0.1"])
+    assert (cfg.model.name, cfg.model.width) == ("convnet", 1.5)
+    assert (cfg.train.epochs, cfg.train.lr) == (9, 0.1)  # the chain, then --set, wins
+
+
+def test_a_base_that_leads_back_to_itself_is_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_config(tmp_path / "a.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("base = 3\n", "base: expected a config file path"), ('base = "gone.toml"\n', "gone.toml")],
+)
+def test_a_bad_base_is_one_clear_line(tmp_path, text, message):
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "c.toml")

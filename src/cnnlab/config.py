@@ -177,7 +177,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     """Read a TOML file (or the defaults when path is None), apply `section.key=value` overrides."""
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = read_toml(Path(path))
+        raw = read_config_file(Path(path))
     for item in overrides:
         apply_override(raw, item)
     return from_dict(raw)
@@ -192,6 +192,36 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+
+
+def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's sections, overlaid on those of its `base` file if it names one.
+
+    `base = "fast.toml"` (a path relative to the file) lets a recipe state only what it
+    changes; each section's keys override the base's one by one.
+    """
+    raw = read_toml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a config file path, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    chain = (*_chain, path.resolve())
+    if base_path in chain:
+        raise ConfigError(f"{path}: base: {base!r} leads back to itself")
+    return merge_sections(read_config_file(base_path, chain), raw)
+
+
+def merge_sections(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`, key by key within each section (plain values replace whole)."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, table in top.items():
+        if isinstance(table, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(table)
+        else:
+            merged[section] = table
+    return merged
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -33,7 +33,9 @@ from cnnlab.config import (
     ConfigError,
     apply_override,
     from_dict,
+    merge_sections,
     override_text,
+    read_config_file,
     read_toml,
     to_toml,
 )
@@ -108,7 +110,7 @@ def load_step(path: Path) -> Step:
     if kind not in ("train", "tune"):
         raise ConfigError(f"{path}: step.kind: expected train or tune, got {kind!r}")
     if "base" in table:
-        raw = _merge(read_toml((path.parent / table["base"]).resolve()), raw)
+        raw = merge_sections(read_config_file((path.parent / table["base"]).resolve()), raw)
     variants = _variants(path, table)
     if kind == "tune" and len(variants) > 1:
         raise ConfigError(f"{path}: step.variants: a tune step runs one search, got variants")
@@ -141,13 +143,6 @@ def _variants(path: Path, table: dict[str, Any]) -> list[Variant]:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: step.variants: names must be unique, got {names}")
     return out
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for section, table in top.items():
-        merged.setdefault(section, {}).update(table)
-    return merged
 
 
 def _shrink(raw: dict[str, Any]) -> None:
