@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cnnlab._signals import deliver
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 EXIT_ALL_TRIALS_FAILED = 4
@@ -80,11 +82,11 @@ def _fail(message: str, code: int) -> int:
 
 
 def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+    deliver(Terminated)  # at once, or as soon as a tracking write in progress is done
 
 
 def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted()
+    deliver(Interrupted)
 
 
 # ---------------------------------------------------------------- commands

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from cnnlab._signals import shielded
 from cnnlab.tracking._curves import learning_curves_svg
 from cnnlab.tracking._server import TrackingUnavailable
 from cnnlab.tracking._store import client, experiment_id
@@ -64,6 +65,10 @@ class MlflowTracker(Callback):
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> str:
+        with shielded():  # creating the store and the run: a commit must not be cut in half
+            return self._open()
+
+    def _open(self) -> str:
         if self.remote:
             for key, value in HTTP_SETTINGS.items():
                 os.environ.setdefault(key, value)
@@ -146,10 +151,12 @@ class MlflowTracker(Callback):
         now = int(time.time() * 1000)
         self.pending += [Metric(k, float(v), now, step) for k, v in values.items()]
         if not self.remote:
-            self._flush()  # an embedded store's errors are real errors: let them raise
+            with shielded():
+                self._flush()  # an embedded store's errors are real errors: let them raise
             return
         try:
-            self._flush()
+            with shielded():
+                self._flush()
         except Exception as exc:  # the server is away: keep the metrics, go on training
             if not self.late_epochs:
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -174,11 +181,13 @@ class MlflowTracker(Callback):
     def _must(self, call, *args, **kwargs):
         """Calls that must reach a server are retried until `patience_s` runs out."""
         if not self.remote:
-            return call(*args, **kwargs)
+            with shielded():
+                return call(*args, **kwargs)
         deadline = time.monotonic() + self.patience_s
         while True:
             try:
-                return call(*args, **kwargs)
+                with shielded():  # each attempt, not the waits between them
+                    return call(*args, **kwargs)
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise TrackingUnavailable(
