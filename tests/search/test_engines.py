@@ -55,6 +55,7 @@ def test_a_search_is_one_parent_with_a_nested_run_per_trial(engine, search_cfg, 
         assert child.data.metrics["epochs_run"] == record.epochs
         pruned = child.data.tags.get("cnnlab.pruned") == "true"
         assert pruned == (record.status == "pruned")
+        assert ("test_accuracy" in child.data.metrics) != pruned  # a pruned trial is not tested
     if engine == "optuna":
         assert counts["pruned"] >= 1
         assert all(r.epochs == 1 for r in result.records if r.status == "pruned")

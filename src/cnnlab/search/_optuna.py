@@ -62,6 +62,7 @@ class PruningCallback(Callback):
         if state.epoch < state.epochs and self.trial.should_prune():
             self.pruned = f"pruned by the {self.pruner} pruner after epoch {metrics.epoch}"
             state.stop_reason = self.pruned
+            state.skip_test = True  # an abandoned trial has no use for test figures
 
 
 class OptunaEngine:

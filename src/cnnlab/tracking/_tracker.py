@@ -129,6 +129,8 @@ class MlflowTracker(Callback):
             "epochs_run": result.epochs_run,
             "train_seconds": result.seconds,
         }
+        # A pruned trial was never tested: no test metric rather than a NaN one.
+        final = {k: v for k, v in final.items() if not (k.startswith("test_") and v != v)}
         self.log_metrics(final, step=result.epochs_run)
         self._must(self._flush)
         if result.stop_reason:

@@ -40,6 +40,9 @@ class TrainState:
     step: int = 0  # global step, all epochs
     history: list[EpochMetrics] = field(default_factory=list)
     stop_reason: str | None = None  # set by a callback to end training after this epoch
+    # set with stop_reason when the run is abandoned (a pruned trial): its test figures would
+    # never be used, so the test set is not even evaluated
+    skip_test: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
 

@@ -128,9 +128,11 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
     if parts.ema:
         parts.ema.copy_to(model)  # the averaged weights are the trained result
     best.restore(model)
-    test_loss, test_acc = evaluate(
-        parts.forward, *data.test, data.normalize, cfg.eval_batch_size, runtime
-    )
+    test_loss, test_acc = math.nan, math.nan
+    if not state.skip_test:
+        test_loss, test_acc = evaluate(
+            parts.forward, *data.test, data.normalize, cfg.eval_batch_size, runtime
+        )
     chosen = state.history[best.epoch - 1]
     result = FitResult(
         history=state.history,
