@@ -27,7 +27,9 @@ TRIALS = 3
 @pytest.mark.parametrize("engine, signals", CASES, ids=[c[0] for c in CASES])
 def test_a_killed_search_resumes_to_exactly_n_trials(engine, signals, tmp_path):
     uri = f"sqlite:///{tmp_path}/cnnlab-runs/mlflow.db"
-    overrides = [f"search.engine={engine}", f"search.trials={TRIALS}", "train.epochs=1"]
+    # Trials of a few seconds: a one-epoch trial on the tiny split can start and finish
+    # between two looks at the store, and the search would end before any signal is sent.
+    overrides = [f"search.engine={engine}", f"search.trials={TRIALS}", "train.epochs=12"]
     config = write_config(tmp_path / "search.toml", overrides, SMALL_SPACE)
     command = [sys.executable, "-m", "cnnlab.cli", "tune", config, "--tracking-uri", uri]
     for number, sig in enumerate(signals, start=1):
