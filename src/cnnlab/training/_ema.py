@@ -27,13 +27,17 @@ class WeightAverage:
         self.updates = 0
         self.model = copy.deepcopy(model).eval()
         self.model.requires_grad_(False)
-        # Pairs are fixed here: the optimizer updates the model's tensors in place.
-        self._pairs = [
-            (a, p)
+        # Fixed here: the optimizer updates the model's tensors in place, so these lists stay
+        # valid and the per-step update builds nothing.
+        pairs = [
+            (a, p.detach())
             for a, p in zip(self.model.parameters(), model.parameters(), strict=True)
             if p.is_floating_point()
         ]
-        self._buffers = list(zip(self.model.buffers(), model.buffers(), strict=True))
+        self._averaged = [a for a, _ in pairs]
+        self._live = [p for _, p in pairs]
+        self._buffers_mine = list(self.model.buffers())
+        self._buffers_theirs = list(model.buffers())
 
     def current_decay(self) -> float:
         # Early on the average would be dominated by the random initial weights, so the decay
@@ -43,11 +47,9 @@ class WeightAverage:
     @torch.no_grad()
     def update(self) -> None:
         """Moves the average towards the model it was made from."""
-        weight = 1 - self.current_decay()
-        averaged = [a for a, _ in self._pairs]
-        torch._foreach_lerp_(averaged, [p.detach() for _, p in self._pairs], weight)
-        if self._buffers:
-            torch._foreach_copy_(*map(list, zip(*self._buffers)))
+        torch._foreach_lerp_(self._averaged, self._live, 1 - self.current_decay())
+        if self._buffers_mine:
+            torch._foreach_copy_(self._buffers_mine, self._buffers_theirs)
         self.updates += 1
 
     @torch.no_grad()
