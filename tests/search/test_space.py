@@ -111,3 +111,32 @@ def test_train_ignores_the_search_section():
     from cnnlab.config import from_dict
 
     assert from_dict(tomllib.loads(to_toml(cfg))) == cfg
+
+
+FAMILIES = {"model.name": {"dist": "choice", "options": ["cnn", "convnet", "mlp"]}}
+
+
+def test_a_search_over_model_families_builds_each_family_from_its_defaults():
+    from cnnlab.config import ConvnetConfig, MlpConfig
+    from cnnlab.search import check_space
+
+    base = load_config(None, ["model.activation=tanh", "model.filters=32", "model.dropout=0.2"])
+    space = parse_space(FAMILIES, to_dict(base))
+    convnet = trial_config(base, {"model.name": "convnet"}).model
+    # settings made on the cnn that the family also has come along; filters does not exist there
+    assert convnet == ConvnetConfig(activation="tanh", dropout=0.2)
+    assert trial_config(base, {"model.name": "mlp"}).model == MlpConfig(
+        activation="tanh", dropout=0.2
+    )
+    assert trial_config(base, {"model.name": "cnn"}).model == base.model
+    report = check_space(base, space, samples=30)
+    assert report.invalid == 0 and report.inert_keys == []
+
+
+def test_a_key_the_sampled_family_lacks_makes_an_invalid_trial_with_its_name():
+    space = {**FAMILIES, "model.filters": {"dist": "intrange", "low": 8, "high": 16}}
+    parse_space(space, BASE)  # each key is valid for some family
+    with pytest.raises(ConfigError, match=r"model.filters: unknown key of model 'convnet'"):
+        trial_config(load_config(None), {"model.name": "convnet", "model.filters": 8})
+    with pytest.raises(ConfigError, match=r"model.name: unknown model 'resnet'"):
+        trial_config(load_config(None), {"model.name": "resnet"})

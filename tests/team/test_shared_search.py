@@ -230,3 +230,41 @@ def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path):
     assert shared.trials()[0].state == optuna.trial.TrialState.FAIL
     run = layout.client.get_run(child)
     assert run.info.status == "KILLED" and run.data.tags["cnnlab.worker_lost"] == "true"
+
+
+def test_when_workers_race_for_the_last_slot_the_lower_trial_number_trains(tmp_path):
+    """Two workers may both see one free slot and ask a trial; the later number stands down.
+
+    Trials 1 and 2 are asked by two workers while trial 0 is done and search.trials = 2: trial
+    1 is counted and trains, trial 2 is told FAIL as surplus without training, whatever order
+    the workers look in.
+    """
+    from cnnlab.search._optuna import RECORD_ATTR
+    from cnnlab.search._shared import PARAMS_ATTR, SKIPPED_ATTR
+    from cnnlab.search._workers import WORKER_ATTR, worker
+
+    cfg = load_config(None, [*TINY, override_text("search.space", SPACE), "search.trials=2"])
+    storage = open_storage(f"journal://{tmp_path}/study.log", heartbeat=1)
+    layout = SearchLayout(f"sqlite:///{tmp_path}/mlflow.db", "team", "race-search")
+    space = parse_space(cfg.search.space, to_dict(cfg))
+    shared = SharedStudy(space, cfg.search, storage, layout, epochs=1)
+    shared.join(("search-race", {}, {}, {}))
+    asked = []
+    for number in range(3):
+        trial = shared.study.ask()
+        trial.set_user_attr(WORKER_ATTR, worker())  # alive: this very process
+        trial.set_user_attr(PARAMS_ATTR, {"train.lr": number})
+        asked.append(trial)
+    asked[0].set_user_attr(RECORD_ATTR, {"number": 0})
+    shared.study.tell(asked[0], 0.5)
+    assert shared._verdict(2, {"train.lr": 2}) == "surplus"  # trial 1 runs and is counted
+    assert shared._verdict(1, {"train.lr": 1}) == ""  # trial 2 running does not count for 1
+    assert shared._verdict(1, {"train.lr": 0}) == "duplicate"  # trial 0's configuration
+
+    def never(*args, **kwargs):
+        raise AssertionError("a surplus trial trained")
+
+    assert shared._one(never) == "surplus"  # a fourth worker's ask: trial 3, after 0, 1 and 2
+    last = shared.study.get_trials(deepcopy=False)[-1]
+    assert last.number == 3 and last.state == optuna.trial.TrialState.FAIL
+    assert last.user_attrs[SKIPPED_ATTR] == "surplus"

@@ -92,7 +92,11 @@ class SearchLayout:
             metrics.update({"best_value": best.value, f"best_{objective}": best.value})
             tags = {f"best_{k}": _text(v) for k, v in best.params.items()}
             tags.update({"best_trial": str(best.number), "best_run_id": str(best.run_id)})
-        self._log_metrics(self.parent_id, metrics, step=len(records))
+        # Workers of a shared search each finish; a summary already on the parent is not repeated.
+        logged = self.client.get_run(self.parent_id).data.metrics
+        changed = {k: v for k, v in metrics.items() if logged.get(k) != float(v)}
+        if changed:
+            self._log_metrics(self.parent_id, changed, step=len(records))
         self._set_tags(self.parent_id, tags)
         if best is None and records:
             first = min((r for r in records), key=lambda r: r.number)

@@ -15,7 +15,7 @@ import math
 import time
 from typing import Any
 
-from cnnlab.config import Config, ConfigError, apply_override, from_dict, to_dict
+from cnnlab.config import Config, ConfigError, apply_to_resolved, from_dict, to_dict
 from cnnlab.data import Splits
 from cnnlab.models import ArchitectureError, check_architecture
 from cnnlab.runner import DATASET_SHAPES, load_splits, train_run
@@ -31,8 +31,7 @@ _SPLIT_KEYS = ("data.", "train.seed")
 def trial_config(base: Config, params: dict[str, Any], run_name: str = "") -> Config:
     """base + the sample, applied exactly as `cnnlab train --set key=value` would apply it."""
     raw = copy.deepcopy(to_dict(base))
-    for item in overrides(params):
-        apply_override(raw, item)
+    apply_to_resolved(raw, overrides(params))
     if run_name:
         raw["tracking"]["run_name"] = run_name
     return from_dict(raw)

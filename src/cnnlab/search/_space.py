@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.config import ConfigError, apply_override, from_dict, override_text
+from cnnlab.config import ConfigError, apply_to_resolved, from_dict, override_text
 
 DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "qloguniform", "intrange", "choice")
 _FIELDS = ("dist", "low", "high", "q", "int", "options")
@@ -167,7 +167,7 @@ def _check_key(dim: Dimension, base: dict[str, Any]) -> None:
     for value in values:
         raw = copy.deepcopy(base)
         try:
-            apply_override(raw, override_text(dim.key, value))
+            apply_to_resolved(raw, [override_text(dim.key, value)])
             from_dict(raw)
         except ConfigError as exc:
             text = str(exc).removeprefix("--set ")
