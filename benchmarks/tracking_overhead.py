@@ -6,7 +6,9 @@ Each tracked run logs what `cnnlab train` logs (params, per-epoch metrics, confi
 architecture artifacts, the weights) as a new run in one SQLite store, as a user's runs go into
 cnnlab-runs/mlflow.db. The first tracked run creates that store (MLflow builds its tables) and
 warms the imports: it is reported as first_tracked_s and not counted. Prints one JSON line:
-median wall seconds of each and the overhead in percent.
+median wall seconds of each, the overhead of those medians in percent, and the median of the
+overheads within each round's pair, which drifts of the machine's speed between rounds (a few
+percent here, as large as the cost measured) do not move.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
                 (plain if kind == "plain" else tracked).append(seconds)
                 note(f"round {r + 1} {kind}: {seconds:.2f} s")
     a, b = median(plain), median(tracked)
+    pairs = [100 * (t - p) / p for p, t in zip(plain, tracked)]
     emit(
         {
             "benchmark": "tracking_overhead",
@@ -57,6 +60,8 @@ def main() -> None:
             "untracked_s": round(a, 2),
             "tracked_s": round(b, 2),
             "overhead_pct": round(100 * (b - a) / a, 1),
+            "pair_overhead_pct": round(median(pairs), 1),
+            "pairs_pct": [round(x, 1) for x in pairs],
             "first_tracked_s": round(warm, 2),
             "rounds": args.rounds,
             "all_runs": {"untracked": plain, "tracked": tracked},
