@@ -133,6 +133,9 @@ def test_interrupted_training_ends_the_run_killed(sig, code, workdir):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a terminal: a suite started in the background (`cmd &` in a script) passes
+        # SIGINT down ignored, and cnnlab rightly leaves an ignored SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 90

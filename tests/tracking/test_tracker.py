@@ -8,7 +8,7 @@ import torch
 from cnnlab.models import create_model
 from cnnlab.runner import train_run
 from cnnlab.tracking import artifact_location, default_uri, resolve_uri
-from cnnlab.training import Callback, evaluate
+from cnnlab.training import Callback, Runtime, evaluate
 from cnnlab.training._batches import Normalize
 
 
@@ -57,8 +57,12 @@ def test_logged_weights_and_config_rebuild_the_model(tiny_cfg, tiny_splits, stor
     model = create_model(cfg.model)
     model.load_state_dict(state)
     norm = Normalize(tiny_splits.mean, tiny_splits.std)
-    loss, acc = evaluate(model, tiny_splits.test_x, tiny_splits.test_y, norm, 500)
+    # The run tested in its own precision and layout (bf16 on CPUs that have it): so does this.
+    runtime = Runtime.from_config(cfg.train, torch.device("cpu"), model)
+    runtime.prepare(model)
+    loss, acc = evaluate(model, tiny_splits.test_x, tiny_splits.test_y, norm, 500, runtime)
     assert acc == outcome.result.test_accuracy
+    assert loss == pytest.approx(outcome.result.test_loss, rel=1e-6)
     arch = json.loads(Path(folder, "architecture.json").read_text())
     assert arch["final_map"] == [8, 6, 6]
     assert Path(folder, "learning_curves.svg").read_text().lstrip().startswith("<?xml")
