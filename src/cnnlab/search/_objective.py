@@ -29,7 +29,11 @@ _SPLIT_KEYS = ("data.", "train.seed")
 
 
 def trial_config(base: Config, params: dict[str, Any], run_name: str = "") -> Config:
-    """base + the sample, applied exactly as `cnnlab train --set key=value` would apply it."""
+    """base + the sample, applied as `cnnlab train --set key=value` items would be.
+
+    One difference: a sample that switches model.name drops the base's model settings that the
+    new family lacks (config.apply_to_resolved), where --set on a file naming them would refuse.
+    """
     raw = copy.deepcopy(to_dict(base))
     apply_to_resolved(raw, overrides(params))
     if run_name:
