@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
+from cnnlab._cache import cache_root
 from cnnlab.data._idx import DataError, file_name, verify_bytes
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,7 @@ _CHUNK = 1 << 20  # bytes per read while streaming
 
 def cache_dir() -> Path:
     """`<cache>/fashion-mnist`; <cache> is $CNNLAB_CACHE_DIR, $XDG_CACHE_HOME/cnnlab or ~/.cache."""
-    root = os.environ.get("CNNLAB_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = str(Path(xdg) / "cnnlab") if xdg else str(Path.home() / ".cache" / "cnnlab")
-    return Path(root).expanduser() / "fashion-mnist"
+    return cache_root() / "fashion-mnist"
 
 
 def mirror_url() -> str:

@@ -10,6 +10,7 @@ print(format_summary(summarize(model, (1, 28, 28))))
 from cnnlab.models._blocks import ACTIVATIONS, ArchitectureError, make_activation
 from cnnlab.models._plan import BlockPlan, plan_cnn
 from cnnlab.models._registry import MODELS, ModelBuilder, check_architecture, create_model
+from cnnlab.models._stem import ConvBlock, use_fused_stem
 from cnnlab.models._summary import LayerRow, ModelSummary, format_summary, summarize
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "MODELS",
     "ArchitectureError",
     "BlockPlan",
+    "ConvBlock",
     "LayerRow",
     "ModelBuilder",
     "ModelSummary",
@@ -26,4 +28,5 @@ __all__ = [
     "make_activation",
     "plan_cnn",
     "summarize",
+    "use_fused_stem",
 ]

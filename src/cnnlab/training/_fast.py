@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.config import TrainConfig
+from cnnlab.models import use_fused_stem
 
 # /proc/cpuinfo flags that mean bf16 matmuls and convolutions run natively, not emulated in fp32.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -72,6 +73,7 @@ class Runtime:
     dtype: torch.dtype | None = None  # autocast dtype; None = fp32
     channels_last: bool = False
     tta_flip: bool = False
+    fused_stem: bool = False  # a first conv block as one native CPU kernel (models._stem)
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, device: torch.device, model: torch.nn.Module):
@@ -80,6 +82,8 @@ class Runtime:
             dtype=resolve_precision(cfg.precision, device),
             channels_last=cfg.channels_last and has_conv(model),
             tta_flip=cfg.tta_flip,
+            # torch.compile would split its graph around the kernel: compile keeps PyTorch's ops.
+            fused_stem=cfg.fused_stem and device.type == "cpu" and not cfg.compile,
         )
 
     @classmethod
@@ -95,8 +99,10 @@ class Runtime:
         return cls(device=device, channels_last=nhwc)
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            model.to(memory_format=layout)
+        use_fused_stem(model, layout if self.fused_stem else None)
         return model
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:

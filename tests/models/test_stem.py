@@ -1,0 +1,186 @@
+"""The fused stem kernel against PyTorch's conv, max-pool and relu, and how it is built and used."""
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.config import CnnConfig, ConvnetConfig
+from cnnlab.models import ConvBlock, _native, _stem, create_model, use_fused_stem
+
+
+def blocks(cin, cout, k, pad, relu, bias):
+    """The same layers twice: a fused ConvBlock and a plain Sequential with the same weights."""
+    layers = [nn.Conv2d(cin, cout, k, padding=pad, bias=bias), nn.MaxPool2d(2)]
+    layers += [nn.ReLU()] if relu else []
+    plain = nn.Sequential(*layers)
+    fused = ConvBlock(*[type(m)(**_args(m)) for m in layers])
+    fused.load_state_dict(plain.state_dict())
+    assert use_fused_stem(fused, torch.contiguous_format) == 1
+    return fused, plain
+
+
+def _args(m):
+    if isinstance(m, nn.Conv2d):
+        return dict(
+            in_channels=m.in_channels,
+            out_channels=m.out_channels,
+            kernel_size=m.kernel_size,
+            padding=m.padding,
+            bias=m.bias is not None,
+        )
+    return {"kernel_size": 2} if isinstance(m, nn.MaxPool2d) else {}
+
+
+def outputs_and_grads(block, x, grad):
+    block.zero_grad(set_to_none=True)
+    out = block(x)
+    (out.float() * grad).sum().backward()
+    return out, [p.grad.clone() for p in block.parameters()]
+
+
+# (in channels, out channels, kernel, padding, image side, relu, bias): the study's first block,
+# a channel count that is no multiple of 16, more than 64 channels, odd maps that the pool
+# floors, an even kernel, the largest kernel (75 weights per channel) and no bias.
+SHAPES = [
+    (1, 64, 3, 1, 28, True, True),
+    (3, 20, 3, 0, 11, False, True),
+    (1, 130, 5, 2, 16, True, False),
+    (2, 16, 4, 1, 9, True, True),
+    (3, 33, 5, 2, 13, False, False),
+]
+
+
+@pytest.mark.parametrize("cin,cout,k,pad,side,relu,bias", SHAPES)
+def test_fused_block_matches_pytorch_ops_in_fp32(cin, cout, k, pad, side, relu, bias):
+    torch.manual_seed(0)
+    fused, plain = blocks(cin, cout, k, pad, relu, bias)
+    x = torch.randn(5, cin, side, side)
+    grad = torch.randn_like(plain(x))
+    out, grads = outputs_and_grads(fused, x, grad)
+    ref, ref_grads = outputs_and_grads(plain, x, grad)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_under_bf16_autocast_the_output_is_the_fp32_result_rounded():
+    torch.manual_seed(0)
+    fused, _ = blocks(1, 64, 3, 1, True, True)
+    x = torch.randn(8, 1, 28, 28)
+    full = fused(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = fused(x)
+    assert half.dtype == torch.bfloat16
+    assert torch.equal(half, full.to(torch.bfloat16))
+
+
+def test_ties_go_to_the_first_window_position_and_relu_cuts_the_gradient():
+    """A blank image makes the four conv outputs under each window equal (the bias, away from
+    the zero padding); channels with a negative bias are cut by the relu."""
+    fused, plain = blocks(1, 16, 3, 1, True, True)
+    with torch.no_grad():
+        for block in (fused, plain):
+            block[0].bias.copy_(torch.linspace(-1, 1, 16))
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 0, 0] = 1.0
+    grad = torch.ones(2, 16, 4, 4)
+    out, grads = outputs_and_grads(fused, x, grad)
+    ref, ref_grads = outputs_and_grads(plain, x, grad)
+    assert torch.equal(out, ref)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-6)
+    assert (grads[1] == 0).any() and (grads[1] > 0).any()  # some channels cut, some not
+
+
+def test_gradients_are_bitwise_repeatable():
+    torch.manual_seed(0)
+    fused, _ = blocks(1, 64, 3, 1, True, True)
+    x = torch.randn(64, 1, 28, 28)
+    grad = torch.randn(64, 64, 14, 14)
+    first = outputs_and_grads(fused, x, grad)[1]
+    second = outputs_and_grads(fused, x, grad)[1]
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_an_input_that_needs_its_gradient_takes_pytorch_ops():
+    fused, plain = blocks(1, 8, 3, 1, True, True)
+    x = torch.randn(2, 1, 10, 10, requires_grad=True)
+    fused(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "model,fused",
+    [
+        (CnnConfig(), 1),  # the study's model: the first block only (the second has 64 channels)
+        (CnnConfig(activation="leaky_relu"), 1),  # conv and max-pool fused, the activation not
+        (CnnConfig(activation="gelu"), 0),  # the activation sits between conv and max-pool
+        (CnnConfig(batchnorm=True), 0),
+        (CnnConfig(pool_size=3), 0),
+        (ConvnetConfig(), 0),
+    ],
+)
+def test_which_models_use_the_kernel(model, fused):
+    assert use_fused_stem(create_model(model), torch.channels_last) == fused
+
+
+def test_a_fused_model_keeps_its_modules_weights_and_outputs():
+    torch.manual_seed(0)
+    model = create_model(CnnConfig()).to(memory_format=torch.channels_last)
+    keys = list(model.state_dict())
+    x = torch.randn(16, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        plain = model(x)
+        assert use_fused_stem(model, torch.channels_last) == 1
+        fused = model(x)
+    assert list(model.state_dict()) == keys
+    torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
+    assert use_fused_stem(model, None) == 0
+    assert all(m.fused_stem is None for m in model.modules() if isinstance(m, ConvBlock))
+
+
+def test_without_the_library_every_block_takes_pytorch_ops(monkeypatch):
+    monkeypatch.setattr(_stem, "_library", lambda: None)
+    model = create_model(CnnConfig())
+    assert use_fused_stem(model, torch.channels_last) == 0
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_the_library_is_built_once_per_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path))
+    assert _native.load_library.__wrapped__("_stem.c") is not None
+    built = list((tmp_path / "native").iterdir())
+    assert len(built) == 1 and built[0].suffix == ".so"
+    stamp = built[0].stat().st_mtime_ns
+    assert _native.load_library.__wrapped__("_stem.c") is not None
+    assert list((tmp_path / "native").iterdir()) == built
+    assert built[0].stat().st_mtime_ns == stamp
+
+
+def test_a_failed_build_warns_and_leaves_no_file(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with caplog.at_level(logging.WARNING):
+        assert _native.load_library.__wrapped__("_stem.c") is None
+    assert "could not build _stem.c" in caplog.text and "using PyTorch" in caplog.text
+    assert not any((tmp_path / "native").iterdir())
+
+
+def test_a_compile_error_leaves_no_partial_library(tmp_path):
+    source = tmp_path / "broken.c"
+    source.write_text("int f(void) { return }\n")
+    target = tmp_path / "out" / "broken.so"
+    with pytest.raises(_native.subprocess.CalledProcessError):
+        _native.build(source, target, _native.compiler())
+    assert list(target.parent.iterdir()) == []
+
+
+def test_without_a_compiler_the_warning_says_so(monkeypatch, tmp_path, caplog):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        assert _native.load_library.__wrapped__("_stem.c") is None
+    assert "no C compiler" in caplog.text
