@@ -184,3 +184,34 @@ def test_without_a_compiler_the_warning_says_so(monkeypatch, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert _native.load_library.__wrapped__("_stem.c") is None
     assert "no C compiler" in caplog.text
+
+
+def test_the_kernel_shares_pytorchs_openmp_runtime():
+    """A second OpenMP runtime would bring threads that fight PyTorch's pool for the cores."""
+    assert _stem._library() is not None
+    with open("/proc/self/maps") as maps:
+        runtimes = {line.split()[-1] for line in maps if "gomp" in line.rsplit("/", 1)[-1]}
+    assert len(runtimes) == 1, runtimes
+
+
+def test_a_compiler_without_openmp_builds_a_serial_kernel(monkeypatch, tmp_path):
+    cc = tmp_path / "cc-without-openmp"
+    real = _native.compiler()
+    cc.write_text(
+        f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec {real} "$@"\n'
+    )
+    cc.chmod(0o755)
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(cc))
+    serial = _native.load_library.__wrapped__("_stem.c")
+    assert serial is not None
+    monkeypatch.setattr(_stem, "load_library", lambda name: serial)
+    torch.manual_seed(0)
+    fused, plain = blocks(1, 24, 3, 1, True, True)
+    x = torch.randn(4, 1, 12, 12)
+    grad = torch.randn(4, 24, 6, 6)
+    out, grads = outputs_and_grads(fused, x, grad)
+    ref, ref_grads = outputs_and_grads(plain, x, grad)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)

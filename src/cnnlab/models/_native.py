@@ -26,7 +26,10 @@ from cnnlab._cache import cache_root
 
 log = logging.getLogger(__name__)
 
-CFLAGS = ("-O3", "-march=native", "-std=gnu11", "-fPIC", "-shared", "-pthread")
+CFLAGS = ("-O3", "-march=native", "-std=gnu11", "-fPIC", "-shared")
+# OpenMP links the kernels to the runtime PyTorch's CPU wheel has loaded (same soname,
+# libgomp.so.1), so they share its thread pool; a compiler without OpenMP builds them serial.
+OPENMP = ("-fopenmp",)
 BUILD_TIMEOUT_S = 120.0
 
 
@@ -56,7 +59,8 @@ def library_path(source: Path, cc: str) -> Path:
     except (OSError, subprocess.SubprocessError):
         version = ""
     key = hashlib.sha256()
-    for part in (source.read_bytes(), cc.encode(), version.encode(), " ".join(CFLAGS).encode()):
+    flags = " ".join((*CFLAGS, *OPENMP)).encode()
+    for part in (source.read_bytes(), cc.encode(), version.encode(), flags):
         key.update(part)
         key.update(b"\0")
     key.update(f"{platform.machine()} {_cpu_flags()}".encode())
@@ -69,17 +73,18 @@ def build(source: Path, target: Path, cc: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     try:
-        subprocess.run(
-            [cc, *CFLAGS, str(source), "-o", tmp],
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-            check=True,
-        )
+        try:
+            _compile(cc, [*CFLAGS, *OPENMP, str(source), "-o", tmp])
+        except subprocess.CalledProcessError:
+            _compile(cc, [*CFLAGS, str(source), "-o", tmp])  # the error, if any, is this one's
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _compile(cc: str, args: list[str]) -> None:
+    subprocess.run([cc, *args], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=True)
 
 
 # One build and one load per process: a loaded shared library cannot be unloaded anyway.

@@ -9,7 +9,6 @@
 
    Vectors are GCC/Clang vector extensions, so the file builds for any target the compiler has
    (-march=native picks AVX-512 where the CPU has it). Built and loaded by _native.py. */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,17 +183,15 @@ static void *bwd_range(void *arg) {
     return NULL;
 }
 
-/* Runs fn on every job, job 0 on the calling thread; a thread that cannot start runs inline. */
+/* Runs fn on every job, one job per thread of an OpenMP team. The library links the OpenMP
+   runtime PyTorch has already loaded (libgomp.so.1), so the team is PyTorch's own warm thread
+   pool: threads of our own would wait for a core while PyTorch's idle workers spin on it. Built
+   without OpenMP, the jobs run one after another. */
 static void run(Job *jobs, int threads, void *(*fn)(void *)) {
-    pthread_t tid[64];
-    int started[64] = {0};
-    for (int t = 1; t < threads; t++)
-        started[t] = pthread_create(&tid[t], NULL, fn, &jobs[t]) == 0;
-    fn(&jobs[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(tid[t], NULL);
-        else fn(&jobs[t]);
-    }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+#endif
+    for (int t = 0; t < threads; t++) fn(&jobs[t]);
 }
 
 static int setup(Job *jobs, Job *tmpl, int n, int threads) {
