@@ -36,6 +36,10 @@ def test_a_run_records_everything(tiny_cfg, tiny_splits, store, tmp_path):
     assert params["arch.spatial_chain"] == "28 -> 28 -> 14 -> 12 -> 6"
     assert run.data.metrics["test_accuracy"] == outcome.result.test_accuracy
     assert run.data.tags["cnnlab.version"] and run.data.tags["cnnlab.data_checksum"]
+    result = outcome.result
+    assert run.data.tags["cnnlab.compute"] == (
+        f"{result.precision}, fused stem blocks: {result.fused_stem_blocks}"
+    )
     client = mlflow.MlflowClient(store)
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [1, 2]

@@ -41,6 +41,20 @@ def test_fast_path_is_deterministic_for_a_seed(tiny_cfg, tiny_splits):
     assert a.test_loss == b.test_loss
 
 
+def test_fused_stem_is_deterministic_and_learns_like_pytorchs_ops(tiny_cfg, tiny_splits):
+    """The tiny cnn's first block (conv, max-pool, relu) runs as the native kernel by default."""
+    a = train(tiny_cfg("train.precision=bf16", "train.epochs=3"), tiny_splits)
+    b = train(tiny_cfg("train.precision=bf16", "train.epochs=3"), tiny_splits)
+    off = train(
+        tiny_cfg("train.precision=bf16", "train.epochs=3", "train.fused_stem=false"), tiny_splits
+    )
+    assert (a.fused_stem_blocks, off.fused_stem_blocks) == (1, 0)
+    assert [m.train_loss for m in a.history] == [m.train_loss for m in b.history]
+    assert a.test_loss == b.test_loss
+    assert abs(a.test_accuracy - off.test_accuracy) < 0.06
+    assert a.test_accuracy > 0.5
+
+
 def test_augmented_run_learns(tiny_cfg, tiny_splits):
     result = train(tiny_cfg(*AUGMENTED, "train.epochs=3"), tiny_splits)
     assert result.test_accuracy > 0.5

@@ -166,11 +166,13 @@ def _takes(x: torch.Tensor) -> bool:
 
 
 def use_fused_stem(model: nn.Module, memory_format: torch.memory_format | None) -> int:
-    """Run every ConvBlock of `model` that fits as the native kernel, handing its output on in
-    `memory_format` (the model's layout); None switches the kernel off. Returns how many blocks
-    will use it: 0 when none fits or the kernel cannot be built here (with a warning)."""
+    """Run the first ConvBlock of `model` as the native kernel if it fits, handing its output on
+    in `memory_format` (the model's layout); None switches the kernel off. Returns how many
+    blocks will use it: 1, or 0 when it does not fit or the kernel cannot be built here (with a
+    warning)."""
     blocks = [m for m in model.modules() if isinstance(m, ConvBlock)]
-    fitting = [b for b in blocks if memory_format is not None and stem_span(b)]
+    # Only the first block sees the images, the one input that never needs a gradient.
+    fitting = blocks[:1] if memory_format is not None and blocks and stem_span(blocks[0]) else []
     if fitting and _library() is None:
         fitting = []
     for block in blocks:

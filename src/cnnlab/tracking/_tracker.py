@@ -135,6 +135,9 @@ class MlflowTracker(Callback):
         self._must(self._flush)
         if result.stop_reason:
             self._must(self.client.set_tag, self.run_id, "cnnlab.stop_reason", result.stop_reason)
+        # How the run actually trained, which the config alone does not say (the hardware decides).
+        how = f"{result.precision}, fused stem blocks: {result.fused_stem_blocks}"
+        self._must(self.client.set_tag, self.run_id, "cnnlab.compute", how)
         with tempfile.TemporaryDirectory() as tmp:
             curves = Path(tmp) / "learning_curves.svg"
             curves.write_text(learning_curves_svg(result.history, self.run_name or ""))

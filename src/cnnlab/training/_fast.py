@@ -74,6 +74,7 @@ class Runtime:
     channels_last: bool = False
     tta_flip: bool = False
     fused_stem: bool = False  # a first conv block as one native CPU kernel (models._stem)
+    fused_blocks: int = 0  # blocks prepare() set to run the kernel: 0 if none fit or no compiler
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, device: torch.device, model: torch.nn.Module):
@@ -102,7 +103,7 @@ class Runtime:
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.channels_last:
             model.to(memory_format=layout)
-        use_fused_stem(model, layout if self.fused_stem else None)
+        self.fused_blocks = use_fused_stem(model, layout if self.fused_stem else None)
         return model
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:

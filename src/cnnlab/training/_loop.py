@@ -48,6 +48,7 @@ class FitResult:
     stop_reason: str | None  # why training ended before cfg.epochs, if it did
     tested_epoch: int  # epoch whose weights were evaluated on the test set
     precision: str = "fp32"  # the autocast dtype the run used: fp32 or bf16
+    fused_stem_blocks: int = 0  # conv blocks that ran as the native kernel (train.fused_stem)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -147,6 +148,7 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
         stop_reason=state.stop_reason,
         tested_epoch=best.epoch if cfg.restore_best else len(state.history),
         precision="bf16" if runtime.dtype == torch.bfloat16 else "fp32",
+        fused_stem_blocks=runtime.fused_blocks,
     )
     _emit(callbacks, "on_fit_end", state, result)
     return result
