@@ -14,6 +14,14 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && comm
   fi
 fi
 
+# The fused first conv block is C, compiled on first use; without a compiler cnnlab uses PyTorch.
+if ! command -v cc >/dev/null && ! command -v gcc >/dev/null && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq gcc libc6-dev) >/dev/null \
+      || echo "setup: apt could not install gcc; cnnlab will train without its C kernel"
+  fi
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
