@@ -215,3 +215,16 @@ def test_a_compiler_without_openmp_builds_a_serial_kernel(monkeypatch, tmp_path)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_a_nan_weight_gives_nan_outputs_as_pytorch_does():
+    """Divergence must stay visible: relu and max-pool pass a NaN on, in bf16 too."""
+    fused, plain = blocks(1, 16, 3, 1, True, True)
+    with torch.no_grad():
+        for block in (fused, plain):
+            block[0].weight[3, 0, 1, 1] = float("nan")
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(fused(x).isnan(), plain(x).isnan())
+    assert fused(x)[:, 3].isnan().all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fused(x)[:, 3].isnan().all()

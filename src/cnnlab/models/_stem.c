@@ -54,7 +54,9 @@ static inline vf load_g(const Job *j, size_t at, int bw) {
 static inline void store_out(const Job *j, vf best, vi q, size_t at, int bw) {
     if (j->bf16) {
         vu u = (vu)best;
-        u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+        vu nan = (vu)(best != best);
+        u = (nan & (u | 0x400000u)) | (~nan & (u + 0x7fffu + ((u >> 16) & 1u))); /* a NaN stays one;
+                                                                 the rest round to nearest even */
         vh hv = __builtin_convertvector(u >> 16, vh);
         if (bw == LANES) memcpy((uint16_t *)j->out + at, &hv, sizeof hv);
         else memcpy((uint16_t *)j->out + at, &hv, sizeof(uint16_t) * bw);
