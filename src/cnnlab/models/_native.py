@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from cnnlab._cache import cache_root
+from cnnlab._cpu import cpu_flags
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,6 @@ def compiler() -> str | None:
     return next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
 
 
-def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):  # x86, then ARM
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def library_path(source: Path, cc: str) -> Path:
     """Where the build of `source` by `cc` for this CPU is cached."""
     try:
@@ -63,7 +54,9 @@ def library_path(source: Path, cc: str) -> Path:
     for part in (source.read_bytes(), cc.encode(), version.encode(), flags):
         key.update(part)
         key.update(b"\0")
-    key.update(f"{platform.machine()} {_cpu_flags()}".encode())
+    flags = cpu_flags()
+    cpu = " ".join(sorted(flags)) if flags is not None else platform.processor()
+    key.update(f"{platform.machine()} {cpu}".encode())
     return cache_root() / "native" / f"{source.stem}-{key.hexdigest()[:16]}.so"
 
 

@@ -40,10 +40,14 @@ def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr() if t is not None else None)
 
 
+def _width(cout: int) -> int:
+    return -(-cout // _WIDE) * _WIDE
+
+
 def _padded_params(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """[in*k*k + 1, cout rounded up to 64] fp32: each weight's row over channels, then the bias."""
     cout = weight.shape[0]
-    table = weight.new_zeros(weight[0].numel() + 1, -(-cout // _WIDE) * _WIDE, dtype=torch.float32)
+    table = weight.new_zeros(weight[0].numel() + 1, _width(cout), dtype=torch.float32)
     table[:-1, :cout] = weight.detach().reshape(cout, -1).t()
     if bias is not None:
         table[-1, :cout] = bias.detach()
@@ -84,7 +88,7 @@ class _StemFunction(torch.autograd.Function):
         n, cin, h, w = x.shape
         cout, k = shape[0], shape[-1]
         g = grad.permute(0, 2, 3, 1).to(dtype).contiguous()  # the kernel's [N, H', W', C] layout
-        table = torch.empty(cin * k * k + 1, -(-cout // _WIDE) * _WIDE)
+        table = torch.empty(cin * k * k + 1, _width(cout))
         code = _library().stem_backward(_ptr(x), _ptr(g), _ptr(idx), _ptr(table),
                                         n, cin, h, w, k, cout, int(dtype == torch.bfloat16),
                                         torch.get_num_threads())  # fmt: skip
@@ -114,7 +118,7 @@ def _fits_conv(conv: nn.Module) -> bool:
         and isinstance(conv.padding, tuple)
         and len(set(conv.padding)) == 1
         and conv.kernel_size[0] == conv.kernel_size[1]
-        and conv.weight[0].numel() <= MAX_WEIGHTS
+        and conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] <= MAX_WEIGHTS
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from cnnlab._cpu import cpu_flags
 from cnnlab.config import TrainConfig
 from cnnlab.models import use_fused_stem
 
@@ -26,14 +27,10 @@ _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True on CPUs with AVX512-BF16 or AMX; elsewhere bf16 autocast is slower than fp32."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
         return torch.backends.cpu.get_cpu_capability().startswith("AMX")
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
-    return False
+    return bool(_BF16_FLAGS & flags)
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
