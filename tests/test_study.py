@@ -122,3 +122,96 @@ def test_study_runs_tags_and_resumes(tmp_path, monkeypatch, fmnist):
     (study / "1-widths.toml").write_text(TINY_STEP.format(epochs=2))
     again, _ = run_study(study, tracking_uri=uri, only="widths")
     assert again[0].runs == 2
+
+
+@pytest.mark.parametrize(
+    "step, message",
+    [
+        ("seeds = 0", "step.seeds: expected a count >= 1 or a list of distinct integers, got 0"),
+        ("seeds = [1, 1]", "step.seeds: expected a count >= 1 or a list of distinct integers"),
+        ('seeds = "3"', "step.seeds: expected a count >= 1"),
+        ('kind = "tune"\nseeds = 3', "step.seeds: a tune step runs one search"),
+        ('reference = "nope"', "step.reference: no step 'nope'"),
+        ('reference = "1-x:nope"', "step 1-x has no variant 'nope'"),
+        ('reference = "1-x"', "names the step itself"),
+        ('expect = { direction = "up" }', "step.expect.direction: expected one of better, worse"),
+        (
+            'expect = { metric = "acc", direction = "better" }',
+            "step.expect.metric: expected one of",
+        ),
+        ('expect = { direction = "same" }', "direction 'same' needs a margin > 0"),
+        ('expect = { direction = "better", variant = "b" }', "step.expect.variant: step 1-x has"),
+        ('expect = { direction = "better" }', "the first step needs a reference"),
+        ('expect = { direction = "better", margin = 1 }', "step.expect.margin: unknown key"),
+        ('expect = { direction = "better", min_difference = -1 }', "expected a number >= 0"),
+    ],
+)
+def test_bad_seeds_references_and_expectations_fail_before_anything_runs(step, message, tmp_path):
+    (tmp_path / "1-x.toml").write_text(f"[step]\n{step}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_steps(tmp_path)
+
+
+def test_references_resolve_to_steps_and_variants(tmp_path):
+    two = 'variants = [{ name = "a" }, { name = "b" }]'
+    (tmp_path / "1-first.toml").write_text(f"[step]\n{two}\n")
+    (tmp_path / "2-second.toml").write_text("[step]\nseeds = [5, 9]\n")
+    (tmp_path / "3-third.toml").write_text(
+        f'[step]\n{two}\nreference = "first:b"\nseeds = 2\n'
+        'expect = { direction = "not_worse", min_difference = 0.01, variant = "a", '
+        'reference = "b" }\n'
+    )
+    first, second, third = load_steps(tmp_path)
+    assert first.reference.step == "1-first" and first.reference.variant == "a"  # its first variant
+    assert (second.reference.step, second.reference.variant) == ("1-first", None)  # selected
+    assert (third.reference.step, third.reference.variant) == ("1-first", "b")
+    assert (third.expect.reference.step, third.expect.reference.variant) == ("3-third", "b")
+    assert third.expect.variant == "a" and third.expect.min_difference == 0.01
+    assert second.seed_list(second.variants[0]) == [5, 9]
+    assert third.seed_list(third.variants[0]) == [42, 43]  # a count starts at train.seed
+    assert third.seed_list(third.variants[0], override=[1]) == [1]
+    cfg = third.config(third.variants[0], quick=False, seed=43)
+    assert cfg.train.seed == 43 and cfg.data.split_seed == 42  # the split does not move
+
+
+def test_shipped_study_states_its_hypotheses_and_seeds():
+    steps = load_steps(ROOT / "experiments")
+    for step in steps[1:]:  # steps 2-5 and the recipe: 3 seeds, a hypothesis, a check
+        assert step.seed_list(step.variants[0]) == [42, 43, 44]
+        assert step.hypothesis and step.expect is not None
+    assert steps[2].expect.reference.step == "2-extended-training"
+    assert steps[3].expect.direction == "same"
+    assert steps[4].expect.direction == "not_better"
+
+
+def test_seeds_run_tag_and_resume_per_variant_and_seed(tmp_path, monkeypatch, fmnist):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    study = tmp_path / "seeded"
+    study.mkdir()
+    (study / "1-widths.toml").write_text(
+        TINY_STEP.format(epochs=1).replace("[data]", "seeds = [1, 2]\n[data]")
+    )
+    uri = default_uri(tmp_path / "runs")
+    lines = []
+    results, _ = run_study(study, tracking_uri=uri, echo=lines.append)
+    assert results[0].runs == 4
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("seeded/1-widths")
+    runs = client.search_runs([exp.experiment_id])
+    pairs = sorted((r.data.tags["cnnlab.variant"], r.data.tags["cnnlab.seed"]) for r in runs)
+    assert pairs == [("narrow", "1"), ("narrow", "2"), ("wide", "1"), ("wide", "2")]
+    assert sorted(r.info.run_name for r in runs)[0] == "narrow seed=1"
+    assert {r.data.params["train.seed"] for r in runs} == {"1", "2"}
+    assert {r.data.params["data.split_seed"] for r in runs} == {"42"}
+    assert re.search(r"\[run 4/4, \d+s elapsed\]", lines[-1])
+    assert "left]" in lines[1]  # an estimate once some work is done
+
+    # One run lost (as if killed): the rerun trains only that (variant, seed).
+    lost = next(r for r in runs if r.info.run_name == "wide seed=2")
+    client.set_terminated(lost.info.run_id, status="KILLED")
+    client.delete_experiment_tag(exp.experiment_id, "cnnlab.step_complete")
+    again, _ = run_study(study, tracking_uri=uri, echo=lines.append)
+    assert again[0].runs == 1
+    # More seeds keep the runs already made: only the new seed's runs train.
+    again, _ = run_study(study, tracking_uri=uri, seeds=[1, 2, 3], echo=lines.append)
+    assert again[0].runs == 2

@@ -208,10 +208,12 @@ def cmd_study(args) -> int:
     from cnnlab.reports import confusion_from_run, write_report
     from cnnlab.study import run_study
 
+    seeds = None if args.seeds is None else _seeds_arg(args.seeds)
     results, uri = run_study(
         Path(args.study_dir),
         quick=args.quick,
         only=args.only,
+        seeds=seeds,
         tracking_uri=args.tracking_uri,
         data_dir=args.data_dir,
         echo=(lambda text: None) if args.quiet else print,
@@ -228,6 +230,20 @@ def cmd_study(args) -> int:
         steps = [vars(r) for r in results]
         print(json.dumps({"tracking_uri": uri, "report": str(out / "report.html"), "steps": steps}))
     return EXIT_OK
+
+
+def _seeds_arg(text: str) -> int | list[int]:
+    """`3` (a count) or `1,2,3` (a list)."""
+    from cnnlab.config import ConfigError
+    from cnnlab.study import parse_seeds
+
+    try:
+        values = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--seeds: expected a count or a comma-separated list of integers, got {text!r}"
+        ) from None
+    return parse_seeds(values if "," in text else values[0], "--seeds")
 
 
 def cmd_report(args) -> int:
@@ -326,6 +342,12 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("study_dir", nargs="?", default="experiments", help="folder of steps")
     study.add_argument("--quick", action="store_true", help="small data and epochs: minutes")
     study.add_argument("--only", metavar="STEP", help="run only this step (e.g. 3-architecture)")
+    study.add_argument(
+        "--seeds",
+        metavar="N|S1,S2,...",
+        help="run every variant of every train step once per seed: a count or a list "
+        "(replaces the steps' own seeds)",
+    )
     study.add_argument("--out", default="report", help="report folder (default: ./report)")
     _output_args(study, "print nothing but errors")
     _tracking_args(study)

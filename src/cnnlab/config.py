@@ -36,6 +36,8 @@ class DataConfig:
     dataset: Literal["fashion-mnist"] = "fashion-mnist"  # the only dataset so far
     val_fraction: float = 0.1  # share of the training set held out for model selection, [0, 1)
     train_limit: int = 0  # train on this many images of the training split; 0 = all of them
+    split_seed: int = 42  # seeds the validation split alone, so runs that differ in train.seed
+    # (a study's seeds) are selected and compared on the same validation images
 
 
 @dataclass
@@ -103,7 +105,7 @@ class TrainConfig:
     early_stopping: int = 0  # stop after this many epochs without val_loss improvement; 0 = off
     restore_best: bool = True  # evaluate the test set with the best validation epoch's weights
     eval_batch_size: int = 1000  # images per forward pass when evaluating
-    seed: int = 42  # seeds torch, numpy and the validation split
+    seed: int = 42  # seeds torch, numpy, weight init, batch order and augmentation
     device: DeviceName = "auto"  # auto picks cuda, then mps, then cpu
     precision: PrecisionName = "auto"  # autocast: auto = bf16 on cuda or a CPU with native bf16
     channels_last: bool = True  # NHWC layout for conv weights and batches (oneDNN/cuDNN favour it)

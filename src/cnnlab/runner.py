@@ -53,7 +53,7 @@ def build(cfg: Config) -> Built:
 
 def load_splits(cfg: Config, data_dir: str | None = None) -> Splits:
     raw = load_fashion_mnist(data_dir)
-    return make_splits(raw, cfg.data.val_fraction, cfg.data.train_limit, cfg.train.seed)
+    return make_splits(raw, cfg.data.val_fraction, cfg.data.train_limit, cfg.data.split_seed)
 
 
 def architecture_params(summary: ModelSummary) -> dict[str, Any]:

@@ -4,6 +4,7 @@ write_report(uri, ["baseline"], Path("report"), confusion=lambda run: confusion_
 """
 
 from cnnlab.reports._collect import (
+    STEP_HASH_TAG,
     ExperimentRecord,
     RunRecord,
     best_run,
@@ -12,10 +13,33 @@ from cnnlab.reports._collect import (
 )
 from cnnlab.reports._confusion import confusion_from_run
 from cnnlab.reports._document import Document, Figure, Section, Table, to_html, to_markdown
+from cnnlab.reports._evidence import (
+    DIRECTIONS,
+    METRICS,
+    SEED_TAG,
+    VARIANT_TAG,
+    Band,
+    Difference,
+    compare,
+    group_variants,
+    judge,
+    selected_variant,
+)
 from cnnlab.reports._report import PUBLISHED, write_report
 
 __all__ = [
+    "DIRECTIONS",
+    "METRICS",
     "PUBLISHED",
+    "SEED_TAG",
+    "STEP_HASH_TAG",
+    "VARIANT_TAG",
+    "Band",
+    "Difference",
+    "compare",
+    "group_variants",
+    "judge",
+    "selected_variant",
     "Document",
     "ExperimentRecord",
     "Figure",

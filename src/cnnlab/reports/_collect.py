@@ -13,6 +13,7 @@ from cnnlab.tracking import client
 CURVES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch metrics plotted per run
 # Params that describe where or how a run was stored, not what was trained.
 _NOT_COMPARED = ("tracking.", "search.")
+STEP_HASH_TAG = "cnnlab.step_hash"  # run and experiment tag: a study step's configs, hashed
 
 
 @dataclass
@@ -41,8 +42,16 @@ class ExperimentRecord:
 
     @property
     def trained(self) -> list[RunRecord]:
-        """Runs that trained a model and finished: what curves and tables compare."""
-        return [r for r in self.runs if r.status == "FINISHED" and "test_accuracy" in r.metrics]
+        """Runs that trained a model and finished: what curves and tables compare. In a study
+        step, runs left from an earlier version of the step (another step hash) are left out."""
+        current = self.tags.get(STEP_HASH_TAG)
+        return [
+            r
+            for r in self.runs
+            if r.status == "FINISHED"
+            and "test_accuracy" in r.metrics
+            and (current is None or r.tags.get(STEP_HASH_TAG, current) == current)
+        ]
 
 
 def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRecord]:

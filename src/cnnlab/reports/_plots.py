@@ -16,19 +16,33 @@ _TITLES = {
 }
 
 
-def curves_svg(runs: list[RunRecord], key: str, labels: dict[str, str]) -> str:
-    """One line per run of the per-epoch metric `key`; the legend says what differs."""
+def curves_svg(groups: dict[str, list[RunRecord]], key: str) -> str:
+    """One line per group of runs (a variant over its seeds) of the per-epoch metric `key`:
+    the mean per epoch, shaded from its minimum to its maximum when there are several runs."""
     title, ylabel = _TITLES[key]
     fig = Figure(figsize=(7.5, 4), layout="constrained")
     ax = fig.subplots()
-    for run in runs:
-        points = run.history.get(key, [])
-        if points:
-            ax.plot(*zip(*points), marker="o", markersize=3, label=labels[run.run_id])
+    for label, runs in groups.items():
+        by_epoch: dict[int, list[float]] = {}
+        for run in runs:
+            for epoch, value in run.history.get(key, []):
+                by_epoch.setdefault(epoch, []).append(value)
+        if not by_epoch:
+            continue
+        epochs = sorted(by_epoch)
+        means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
+        n = len(runs)
+        line = ax.plot(
+            epochs, means, marker="o", markersize=3, label=label + (f" (n={n})" if n > 1 else "")
+        )[0]
+        if n > 1:
+            low = [min(by_epoch[e]) for e in epochs]
+            high = [max(by_epoch[e]) for e in epochs]
+            ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    if runs:
+    if groups:
         ax.legend(fontsize="small")
     return _svg(fig)
 

@@ -18,7 +18,10 @@ from cnnlab.reports._collect import (
     differing_params,
 )
 from cnnlab.reports._document import Document, Figure, Section, Table, write
+from cnnlab.reports._evidence import SEED_TAG, VARIANT_TAG, Band, group_variants, selected_variant
 from cnnlab.reports._plots import confusion_svg, curves_svg, trials_svg
+from cnnlab.reports._search_findings import search_findings
+from cnnlab.reports._verdicts import QUICK_VERDICT, hypotheses_table, is_quick, variants_table
 
 PUBLISHED = "cnnlab.published."  # experiment tags holding the study's own figures for a step
 SELECTION_NOTE = (
@@ -41,22 +44,56 @@ def write_report(
     without it the report has no confusion matrix.
     """
     records = collect(uri, experiments)
+    lookup = _lookup(uri, records)
+    quick = any(is_quick(r) for r in records)
     doc = Document("cnnlab report")
-    doc.sections.append(_overview(uri, records))
-    comparison = _study_comparison(records)
+    doc.sections.append(_overview(uri, records, quick))
+    comparison = _study_comparison(records, quick)
     if comparison:
         doc.sections.append(comparison)
+    hypotheses = hypotheses_table(records, lookup)
+    if hypotheses:
+        doc.sections.append(_hypotheses_section(hypotheses, quick))
     for index, record in enumerate(records, start=1):
-        doc.sections.append(_experiment_section(index, record))
+        doc.sections.append(_experiment_section(index, record, lookup))
     best = best_run([r for e in records for r in e.trained])
     if best is not None and confusion is not None:
         doc.sections.append(_best_model_section(best, *confusion(best)))
     return write(doc, out)
 
 
-def _overview(uri: str, records: list[ExperimentRecord]) -> Section:
+QUICK_WARNING = (
+    "**Quick runs: not comparable with the study.** This report comes from `cnnlab study "
+    "--quick`, whose runs see a few thousand images for two short epochs, so that the whole "
+    "study runs in about a minute. Its figures test that the study runs end to end; they are "
+    "far below the study's and say nothing about its claims. Run `cnnlab study` without "
+    "`--quick` for figures that compare."
+)
+
+
+def _lookup(uri: str, records: list[ExperimentRecord]):
+    """Experiment name -> record; a reference outside the report's experiments is read too."""
+    known: dict[str, ExperimentRecord | None] = {r.name: r for r in records}
+
+    def lookup(name: str) -> ExperimentRecord | None:
+        if name not in known:
+            from cnnlab.config import ConfigError
+
+            try:
+                known[name] = collect(uri, [name])[0]
+            except ConfigError:
+                known[name] = None
+        return known[name]
+
+    return lookup
+
+
+def _overview(uri: str, records: list[ExperimentRecord], quick: bool) -> Section:
     runs = sum(len(e.runs) for e in records)
-    return Section("Overview").add(
+    section = Section("Overview")
+    if quick:
+        section.add(QUICK_WARNING)
+    return section.add(
         f"Written {time.strftime('%Y-%m-%d %H:%M')} from the MLflow store `{_shown(uri)}`: "
         f"{len(records)} experiment(s), {runs} run(s).",
         SELECTION_NOTE,
@@ -75,18 +112,20 @@ def _shown(uri: str) -> str:
     return uri
 
 
-def _study_comparison(records: list[ExperimentRecord]) -> Section | None:
-    """Only for a study: one row per step, the study's figures beside cnnlab's best run."""
+def _study_comparison(records: list[ExperimentRecord], quick: bool) -> Section | None:
+    """Only for a study: one row per step, the study's figures beside cnnlab's selected variant
+    as mean ± sd over its seeds."""
     published_by_step = {r.name: _published(r) for r in records}
     if not any(published_by_step.values()):
         return None
     rows = []
     for record in records:
         published = published_by_step[record.name] or {"setting": "(not in the study)"}
-        best = best_run(record.trained)
-        if best is None:
+        groups = group_variants(record.trained)
+        selected = selected_variant(groups)
+        if selected is None:
             continue
-        m = best.metrics
+        runs = groups[selected]
         rows.append(
             [
                 record.name,
@@ -94,11 +133,11 @@ def _study_comparison(records: list[ExperimentRecord]) -> Section | None:
                 published.get("test_loss", ""),
                 published.get("train_loss", ""),
                 published.get("accuracy", ""),
-                best.name,
-                _f(m.get("test_loss")),
-                _f(_last(best, "train_loss")),
-                _pct(m.get("test_accuracy")),
-                _int(m.get("images_seen")),
+                selected,
+                Band.of(runs, "test_loss").text(percent=False),
+                _f(sum(_last(r, "train_loss") or 0 for r in runs) / len(runs)),
+                Band.of(runs, "test_accuracy").text(percent=True),
+                _int(runs[0].metrics.get("images_seen")),
             ]
         )
     headers = [
@@ -107,16 +146,36 @@ def _study_comparison(records: list[ExperimentRecord]) -> Section | None:
         "study test loss",
         "study train loss",
         "study accuracy",
-        "cnnlab best run",
+        "cnnlab selected variant",
         "test loss",
-        "train loss",
+        "mean final train loss",
         "test accuracy",
         "images seen",
     ]
-    return Section("The study next to cnnlab").add(
-        "The study's published figures (stored with each step's experiment) beside the run "
-        "cnnlab selected for that step on validation loss.",
-        Table(headers, rows),
+    intro = (
+        "The study's published figures (stored with each step's experiment) beside the variant "
+        "cnnlab selected for that step on validation loss, as mean ± standard deviation over "
+        "its seeds (n runs). The study ran each setting once, unseeded."
+    )
+    section = Section("The study next to cnnlab")
+    if quick:
+        section.add(
+            "**Quick runs:** no figure of cnnlab's below compares with the study's; the runs are "
+            "far too short (see the top of the report)."
+        )
+    return section.add(intro, Table(headers, rows))
+
+
+def _hypotheses_section(table: Table, quick: bool) -> Section:
+    section = Section("Hypotheses and verdicts")
+    if quick:
+        section.add(f"Verdicts are left out of a quick study ({QUICK_VERDICT}).")
+    return section.add(
+        "What the study's author expected before each step, as a claim about one variant "
+        "against a reference; the measured difference (subject minus reference) comes with a "
+        "95% Welch interval over the seeds. **confirmed** or **refuted** when the whole "
+        "interval says so; **inconclusive** when it straddles the claim's boundary.",
+        table,
     )
 
 
@@ -125,54 +184,74 @@ def _published(record: ExperimentRecord) -> dict[str, str]:
     return {k.removeprefix(PUBLISHED): v for k, v in tags if k.startswith(PUBLISHED)}
 
 
-def _experiment_section(index: int, record: ExperimentRecord) -> Section:
+def _experiment_section(index: int, record: ExperimentRecord, lookup) -> Section:
     section = Section(f"{index}. {record.name}")
     runs = record.trained
     if record.tags.get("cnnlab.description"):
         section.add(record.tags["cnnlab.description"])
+    if record.tags.get("cnnlab.hypothesis"):
+        section.add(f"Hypothesis: *{record.tags['cnnlab.hypothesis']}*")
     if not runs:
         return section.add("No finished training runs in this experiment.")
     trials = [r for r in runs if r.parent_id]
-    differ = differing_params(runs)
-    # Architecture facts follow from the config; only config keys count as changes.
-    section.add(_differ_sentence([k for k in differ if not k.startswith("arch.")], len(runs)))
-    if 2 < len(runs) <= 12 and not trials:
-        section.add(_steps_sentence(runs))
+    seeded = any(SEED_TAG in r.tags for r in runs)
+    # Architecture facts follow from the config, and seeds are reported as seeds: only the
+    # other config keys count as changes.
+    differ = [k for k in differing_params(runs) if not (seeded and k == "train.seed")]
+    changes = [k for k in differ if not k.startswith("arch.")]
+    groups = group_variants(runs)
+    section.add(_differ_sentence(changes, len(groups), len(runs)))
+    firsts = [g[0] for g in groups.values()]
+    if 2 < len(firsts) <= 12 and not trials:
+        section.add(_steps_sentence(firsts, seeded))
+    if any(VARIANT_TAG in r.tags for r in runs):
+        table, sentence = variants_table(record, lookup)
+        section.add(sentence, table)
     labels = _labels(runs, differ)
     section.add(Table(*_runs_table(runs, differ, labels)))
     slug = _slug(record.name)
+    named = {_group_label(name, group, labels): group for name, group in groups.items()}
     for key in CURVES:
-        svg = curves_svg(runs, key, labels)
+        svg = curves_svg(named, key)
         section.add(Figure(f"{slug}-{key}.svg", svg, f"{record.name}: {key} against epoch"))
     if trials:
         objective = "best_val_loss"
         svg = trials_svg(trials, differing_params(trials), objective)
         section.add(Figure(f"{slug}-trials.svg", svg, f"{record.name}: {objective} per trial"))
+    section.add(*search_findings(record, slug))
     best = best_run(runs)
     section.add(f"Best run on validation loss: **{labels[best.run_id]}** (`{best.run_id}`).")
     return section
 
 
-def _differ_sentence(differ: list[str], n: int) -> str:
+def _group_label(name: str, group: list[RunRecord], labels: dict[str, str]) -> str:
+    """A variant's name; a lone run outside a study keeps its label with what differs."""
+    return name if VARIANT_TAG in group[0].tags else labels[group[0].run_id]
+
+
+def _differ_sentence(differ: list[str], groups: int, n: int) -> str:
+    what = f"{n} runs" if groups == n else f"{groups} variants, {n} runs"
     if n == 1:
         return "One run."
     if not differ:
-        return f"{n} runs with identical configurations (they differ only by chance)."
+        return f"{what} with identical configurations (they differ only by chance)."
     named = ", ".join(f"`{k}`" for k in differ)
     if len(differ) == 1:
-        return f"{n} runs; they differ in one parameter: {named}."
-    return f"{n} runs; **more than one parameter changed** between them: {named}."
+        return f"{what}; they differ in one parameter: {named}."
+    return f"{what}; **more than one parameter changed** between them: {named}."
 
 
-def _steps_sentence(runs: list[RunRecord]) -> str:
-    """What changed from each run to the next, flagging a step that changed several things."""
+def _steps_sentence(runs: list[RunRecord], seeded: bool) -> str:
+    """What changed from each variant to the next, flagging a step that changed several things."""
     parts = []
     for before, after in zip(runs, runs[1:]):
         keys = [k for k in differing_params([before, after]) if not k.startswith("arch.")]
+        keys = [k for k in keys if not (seeded and k == "train.seed")]
         named = ", ".join(f"`{k}`" for k in keys) or "nothing"
         warn = " (**more than one change**)" if len(keys) > 1 else ""
-        parts.append(f"{before.name} -> {after.name}: {named}{warn}")
-    return "From one run to the next: " + "; ".join(parts) + "."
+        names = [r.tags.get(VARIANT_TAG, r.name) for r in (before, after)]
+        parts.append(f"{names[0]} -> {names[1]}: {named}{warn}")
+    return f"From one {'variant' if seeded else 'run'} to the next: " + "; ".join(parts) + "."
 
 
 def _labels(runs: list[RunRecord], differ: list[str]) -> dict[str, str]:

@@ -25,7 +25,7 @@ from cnnlab.search._space import overrides
 from cnnlab.training import Callback, TrainingDiverged
 
 # Keys whose value changes the splits themselves; sampling one reloads them for every trial.
-_SPLIT_KEYS = ("data.", "train.seed")
+_SPLIT_KEYS = ("data.",)
 
 
 def trial_config(base: Config, params: dict[str, Any], run_name: str = "") -> Config:

@@ -206,6 +206,12 @@ def space_to_dict(space: Space) -> dict[str, dict[str, Any]]:
     return {dim.key: dim.to_dict() for dim in space}
 
 
+def dimensions_from_dict(table: dict[str, dict[str, Any]]) -> Space:
+    """space_to_dict's output (a search's parent run logs it) -> Dimensions again. Keys are not
+    checked against a config: the search already did, and a report has no config to hand."""
+    return [_dimension(key, spec) for key, spec in table.items()]
+
+
 def _plain(value: Any) -> Any:
     """Tuples (from Hyperopt's pyll) back to lists, numpy scalars to Python ones."""
     if isinstance(value, tuple | list):

@@ -1,0 +1,269 @@
+"""Run a study folder step by step: each variant once per seed, resumable, with an estimate of
+the time left; everything the report needs is stored in MLflow with the runs.
+
+Steps run in file-name order, each in its own MLflow experiment `<study>/<file stem>`. A step
+whose runs all finished is skipped; a half-done step runs only the (variant, seed) pairs that
+have no FINISHED run.
+
+    results, uri = run_study(Path("experiments"), quick=True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnlab.config import Config
+from cnnlab.reports import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.study._steps import Step, Target, Variant, load_steps, step_hash
+
+TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set, before the validation split
+
+
+@dataclass
+class StepResult:
+    step: str
+    experiment: str
+    skipped: bool
+    runs: int
+
+
+@dataclass
+class _Job:
+    step: Step
+    variant: Variant
+    seed: int | None  # None: a tune step's search
+    images: int  # planned training images, for the estimate of the time left
+    name: str  # the run's name: the variant's, with its seed when it has several
+
+
+class Progress:
+    """Counts finished runs and images; the time left assumes the rate of the work so far."""
+
+    def __init__(self, jobs: list[_Job], echo: Callable[[str], None]):
+        self.runs_total = sum(_runs_of(j) for j in jobs)
+        self.images_total = sum(j.images for j in jobs)
+        self.runs = self.images = 0
+        self.started = time.perf_counter()
+        self.echo = echo
+
+    def advance(self, images: int, runs: int = 1) -> str:
+        self.runs += runs
+        self.images += images
+        elapsed = time.perf_counter() - self.started
+        text = f"run {self.runs}/{self.runs_total}, {_clock(elapsed)} elapsed"
+        if 0 < self.images < self.images_total:
+            left = elapsed / self.images * (self.images_total - self.images)
+            text += f", about {_clock(left)} left"
+        return text
+
+
+def run_study(
+    folder: Path,
+    *,
+    quick: bool = False,
+    only: str | None = None,
+    seeds: int | list[int] | None = None,
+    tracking_uri: str | None = None,
+    data_dir: str | None = None,
+    tune: Callable[..., Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> tuple[list[StepResult], str]:
+    """Runs every step in order; returns what happened per step and the tracking URI.
+
+    `seeds` (a count or a list) replaces every train step's own `seeds`.
+    """
+    from cnnlab.tracking import client, resolve_uri
+
+    steps = load_steps(folder, only)
+    prefix = f"{folder.resolve().name}{'-quick' if quick else ''}"
+    first = steps[0].config(steps[0].variants[0], quick)
+    uri = resolve_uri(first.tracking, tracking_uri)
+    mlflow_client = client(uri)
+    plans = {s.name: _plan(s, prefix, quick, seeds, mlflow_client) for s in steps}
+    progress = Progress([j for jobs, _ in plans.values() for j in jobs], echo)
+    results = []
+    for step in steps:
+        jobs, complete = plans[step.name]
+        run = _Runner(step, prefix, quick, uri, mlflow_client, data_dir, progress, echo)
+        results.append(run.step(jobs, complete, tune or _tune))
+    return results, uri
+
+
+def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> tuple[list[_Job], str]:
+    """The jobs still to run and the step's completion mark (config and seeds hashed)."""
+    experiment = f"{prefix}/{step.name}"
+    pairs = [(v, s) for v in step.variants for s in step.seed_list(v, seeds)]
+    complete = f"{step_hash(step, quick)}:{_seeds_key(pairs)}"
+    exp = mlflow_client.get_experiment_by_name(experiment)
+    if exp is not None and exp.tags.get("cnnlab.step_complete") == complete:
+        return [], complete
+    if step.kind == "tune":
+        cfg = step.config(step.variants[0], quick)
+        images = cfg.search.trials * _images(cfg)
+        return [_Job(step, step.variants[0], None, images, step.name)], complete
+    done = _finished(mlflow_client, exp, step_hash(step, quick))
+    several = len(pairs) > len(step.variants)
+    return [
+        _Job(
+            step,
+            v,
+            s,
+            _images(step.config(v, quick, s)),
+            f"{v.name} seed={s}" if several else v.name,
+        )
+        for v, s in pairs
+        if (v.name, s) not in done
+    ], complete
+
+
+class _Runner:
+    def __init__(self, step, prefix, quick, uri, mlflow_client, data_dir, progress, echo):
+        self.s, self.prefix, self.quick, self.uri = step, prefix, quick, uri
+        self.client, self.data_dir, self.progress, self.echo = (
+            mlflow_client,
+            data_dir,
+            progress,
+            echo,
+        )
+        self.experiment = f"{prefix}/{step.name}"
+        self.digest = step_hash(step, quick)
+
+    def step(self, jobs: list[_Job], complete: str, tune) -> StepResult:
+        from cnnlab.tracking import experiment_id
+
+        exp_id = experiment_id(self.client, self.experiment, self.uri)
+        if self.client.get_experiment(exp_id).tags.get("cnnlab.step_complete") == complete:
+            self.echo(f"step {self.s.name}: already complete in {self.experiment!r}, skipped")
+            return StepResult(self.s.name, self.experiment, True, 0)
+        self._describe(exp_id, jobs)
+        self.echo(f"step {self.s.name} ({self.s.kind}): {self.s.description or self.experiment}")
+        count = self._search(jobs[0], tune) if self.s.kind == "tune" else self._train(jobs)
+        self.client.set_experiment_tag(exp_id, "cnnlab.step_complete", complete)
+        return StepResult(self.s.name, self.experiment, False, count)
+
+    def _search(self, job: _Job, tune) -> int:
+        cfg = self.s.config(job.variant, self.quick)
+        cfg.tracking.experiment = self.experiment
+        per_trial = job.images // max(1, cfg.search.trials)
+
+        def on_trial(record) -> None:
+            from cnnlab.search import describe_record
+
+            trained = record.reason != "invalid_architecture"
+            where = self.progress.advance(per_trial if trained else 0, int(trained))
+            self.echo(f"  {describe_record(record)}  [{where}]")
+
+        tune(cfg, tracking_uri=self.uri, data_dir=self.data_dir, on_trial=on_trial)
+        return cfg.search.trials
+
+    def _train(self, jobs: list[_Job]) -> int:
+        from cnnlab.runner import load_splits, train_run
+
+        splits_cache: dict[str, Any] = {}
+        for job in jobs:
+            cfg = self.s.config(job.variant, self.quick, job.seed)
+            cfg.tracking.experiment, cfg.tracking.run_name = self.experiment, job.name
+            key = json.dumps(vars(cfg.data), sort_keys=True)  # the split ignores train.seed
+            if key not in splits_cache:
+                splits_cache[key] = load_splits(cfg, self.data_dir)
+            tags = {
+                STEP_HASH_TAG: self.digest,
+                VARIANT_TAG: job.variant.name,
+                SEED_TAG: str(job.seed),
+            }
+            outcome = train_run(
+                cfg, tracking_uri=self.uri, splits=splits_cache[key], extra_tags=tags
+            )
+            r = outcome.result
+            where = self.progress.advance(job.images)
+            self.echo(
+                f"  {job.name}: val_loss {r.best_val_loss:.4f}  test_loss {r.test_loss:.4f}  "
+                f"test_accuracy {r.test_accuracy:.4f}  ({r.images_seen:,} images, "
+                f"{r.seconds:.0f}s)  [{where}]"
+            )
+        return len(jobs)
+
+    def _describe(self, exp_id: str, jobs: list[_Job]) -> None:
+        """Stores what the report needs to know of the step in the experiment itself."""
+        from cnnlab.reports import PUBLISHED
+
+        step = self.s
+        tags = {f"{PUBLISHED}{k}": v for k, v in step.published.items()}
+        tags.update({STEP_HASH_TAG: self.digest, "cnnlab.quick": str(self.quick).lower()})
+        if step.description:
+            tags["cnnlab.description"] = step.description
+            tags["mlflow.note.content"] = step.description  # shown by the MLflow UI
+        if step.hypothesis:
+            tags["cnnlab.hypothesis"] = step.hypothesis
+        if step.reference is not None:
+            tags["cnnlab.reference"] = json.dumps(self._target(step.reference))
+        if step.expect is not None:
+            e = step.expect
+            tags["cnnlab.expect"] = json.dumps(
+                {
+                    "metric": e.metric,
+                    "direction": e.direction,
+                    "min_difference": e.min_difference,
+                    "variant": e.variant,
+                    "reference": self._target(e.reference),
+                }
+            )
+        for key, value in tags.items():
+            self.client.set_experiment_tag(exp_id, key, value)
+
+    def _target(self, target: Target) -> dict[str, str | None]:
+        return {"experiment": f"{self.prefix}/{target.step}", "variant": target.variant}
+
+
+def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, on_trial) -> None:
+    from cnnlab.search import run_search
+
+    run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial)
+
+
+def _finished(mlflow_client, exp, digest: str) -> set[tuple[str, int | None]]:
+    if exp is None:
+        return set()
+    runs = mlflow_client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{STEP_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
+        max_results=5000,
+    )
+    return {(r.data.tags.get(VARIANT_TAG), _int(r.data.tags.get(SEED_TAG))) for r in runs}
+
+
+def _images(cfg: Config) -> int:
+    t = cfg.train
+    if t.steps_per_epoch:
+        return t.epochs * t.steps_per_epoch * t.batch_size
+    train = int(TRAIN_IMAGES * (1 - cfg.data.val_fraction))
+    return t.epochs * (min(train, cfg.data.train_limit) if cfg.data.train_limit else train)
+
+
+def _runs_of(job: _Job) -> int:
+    if job.seed is not None:
+        return 1
+    return job.step.config(job.variant, quick=False).search.trials
+
+
+def _seeds_key(pairs: list[tuple[Variant, int]]) -> str:
+    text = json.dumps([(v.name, s) for v, s in pairs])
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

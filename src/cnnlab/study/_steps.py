@@ -1,0 +1,334 @@
+"""A study folder's step files, parsed and checked before anything runs.
+
+A step is one TOML file: an ordinary config (sections data, model, train, tracking, search)
+plus a `[step]` table that says how to run it and what its author expects:
+
+    [step]
+    kind = "train"                     # train: one run per variant and seed; tune: one search
+    description = "What this step asks, in a sentence."
+    base = "../configs/fast.toml"      # optional: a config file the step's sections overlay
+    variants = [{ name = "bn", set = ["model.batchnorm=true"] }]   # runs; default one run
+    grid = { "train.optimizer" = ["adam", "adamw"] }               # or every combination
+    seeds = 3                          # or [1, 2, 3]: each variant once per seed (train.seed)
+    reference = "3-architecture"       # compare with: a step (its selected variant),
+                                       # "step:variant", or a variant of this step
+    published = { setting = "...", accuracy = "79.88%" }           # the study's own figures
+    hypothesis = "A 6x6 map beats a 2x2 map."                      # free text
+    expect = { metric = "test_accuracy", direction = "better", reference = "2-extended-training" }
+
+Without `reference` a step is compared with the previous step's selected variant (the first
+step: with its own first variant). `expect` may also name the `variant` it is about (default:
+the step's selected variant) and a `min_difference` (the margin, in the metric's units).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnlab.config import (
+    Config,
+    ConfigError,
+    apply_override,
+    from_dict,
+    merge_sections,
+    override_text,
+    read_config_file,
+    read_toml,
+    to_toml,
+)
+from cnnlab.reports import DIRECTIONS, METRICS
+
+STEP_KEYS = (
+    "kind",
+    "description",
+    "base",
+    "variants",
+    "grid",
+    "seeds",
+    "reference",
+    "published",
+    "hypothesis",
+    "expect",
+)
+EXPECT_KEYS = ("metric", "direction", "reference", "variant", "min_difference")
+# --quick: small enough for the whole study to run in minutes on a 2-core laptop.
+QUICK = {
+    "train.epochs": 2,  # at most
+    "train.steps_per_epoch": 15,  # at most, when the step uses fixed-size epochs
+    "data.train_limit": 3000,
+    "data.val_fraction": 0.02,  # 1,200 validation images
+}
+
+
+@dataclass
+class Variant:
+    name: str
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a comparison is made with: a step's variant, or (variant None) its selected one."""
+
+    step: str
+    variant: str | None
+
+
+@dataclass
+class Expectation:
+    metric: str  # a key of METRICS
+    direction: str  # a key of DIRECTIONS
+    reference: Target
+    variant: str | None  # the subject; None = the step's selected variant
+    min_difference: float
+
+
+@dataclass
+class Step:
+    path: Path
+    kind: str
+    description: str
+    variants: list[Variant]
+    published: dict[str, str]
+    raw: dict[str, Any]  # the config sections, base merged in
+    seeds: int | list[int] | None = None  # as written; None = one run at the config's seed
+    reference_spec: str | None = None
+    hypothesis: str = ""
+    expect_spec: dict[str, Any] | None = None
+    reference: Target | None = None  # resolved by load_steps, which sees the whole folder
+    expect: Expectation | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def seed_list(self, variant: Variant, override: int | list[int] | None = None) -> list[int]:
+        """The train.seed of each run of `variant`; a count starts at the variant's own seed."""
+        seeds = self.seeds if override is None or self.kind == "tune" else override
+        if isinstance(seeds, list):
+            return list(seeds)
+        first = self.config(variant, quick=False).train.seed
+        return [first + i for i in range(seeds or 1)]
+
+    def config(self, variant: Variant, quick: bool, seed: int | None = None) -> Config:
+        raw = json.loads(json.dumps(self.raw))  # a deep copy of plain data
+        for item in variant.overrides:
+            apply_override(raw, item)
+        if quick:
+            _shrink(raw)
+        if seed is not None:
+            raw.setdefault("train", {})["seed"] = seed
+        return from_dict(raw)
+
+
+def load_steps(folder: Path, only: str | None = None) -> list[Step]:
+    """Parses and checks every step (all configs built) before anything runs."""
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        raise ConfigError(f"{folder}: no step files (*.toml) in the study folder")
+    steps = [load_step(p) for p in paths]
+    for index in range(len(steps)):
+        _resolve(steps, index)
+    if only is not None:
+        steps = [_find(steps, only, "--only", folder)]
+    for step in steps:
+        for variant in step.variants:
+            step.config(variant, quick=False)
+    return steps
+
+
+def load_step(path: Path) -> Step:
+    raw = read_toml(path)
+    table = raw.pop("step", {})
+    unknown = [k for k in table if k not in STEP_KEYS]
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], STEP_KEYS, n=1)
+        close = f" (did you mean step.{hint[0]}?)" if hint else ""
+        raise ConfigError(f"{path}: step.{unknown[0]}: unknown key{close}")
+    kind = table.get("kind", "train")
+    if kind not in ("train", "tune"):
+        raise ConfigError(f"{path}: step.kind: expected train or tune, got {kind!r}")
+    if "base" in table:
+        raw = merge_sections(read_config_file((path.parent / table["base"]).resolve()), raw)
+    variants = _variants(path, table)
+    if kind == "tune" and len(variants) > 1:
+        raise ConfigError(f"{path}: step.variants: a tune step runs one search, got variants")
+    seeds = _seeds(path, table.get("seeds"), kind)
+    published = {str(k): str(v) for k, v in table.get("published", {}).items()}
+    expect = table.get("expect")
+    if expect is not None and not isinstance(expect, dict):
+        raise ConfigError(f"{path}: step.expect: expected a table {{ metric = ..., ... }}")
+    return Step(
+        path,
+        kind,
+        str(table.get("description", "")),
+        variants,
+        published,
+        raw,
+        seeds,
+        _text(path, table, "reference"),
+        str(table.get("hypothesis", "")),
+        expect,
+    )
+
+
+def parse_seeds(value: Any, where: str) -> int | list[int]:
+    """`3` (a count) or `[1, 2, 3]` (distinct integers)."""
+    ints = isinstance(value, list) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in value
+    )
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if ints and value and len(set(value)) == len(value):
+        return list(value)
+    raise ConfigError(
+        f"{where}: expected a count >= 1 or a list of distinct integers, got {value!r}"
+    )
+
+
+def _seeds(path: Path, value: Any, kind: str) -> int | list[int] | None:
+    if value is None:
+        return None
+    if kind == "tune":
+        raise ConfigError(
+            f"{path}: step.seeds: a tune step runs one search (its trials vary with "
+            "search.seed); seeds apply to train steps"
+        )
+    return parse_seeds(value, f"{path}: step.seeds")
+
+
+def _text(path: Path, table: dict[str, Any], key: str) -> str | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: step.{key}: expected a string, got {value!r}")
+    return value
+
+
+def _variants(path: Path, table: dict[str, Any]) -> list[Variant]:
+    if "grid" in table and "variants" in table:
+        raise ConfigError(f"{path}: step: give variants or grid, not both")
+    if "grid" in table:
+        keys = list(table["grid"])
+        values = [table["grid"][k] for k in keys]
+        if not keys or not all(isinstance(v, list) and v for v in values):
+            raise ConfigError(f"{path}: step.grid: expected key = [values, ...] entries")
+        return [
+            Variant(
+                "-".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, combo)),
+                [override_text(k, v) for k, v in zip(keys, combo)],
+            )
+            for combo in itertools.product(*values)
+        ]
+    variants = table.get("variants", [{"name": path.stem.split("-", 1)[-1]}])
+    out = []
+    for item in variants:
+        if not isinstance(item, dict) or "name" not in item:
+            raise ConfigError(f"{path}: step.variants: expected {{ name = ..., set = [...] }}")
+        out.append(Variant(str(item["name"]), [str(s) for s in item.get("set", [])]))
+    names = [v.name for v in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: step.variants: names must be unique, got {names}")
+    if any(":" in n for n in names):
+        raise ConfigError(f"{path}: step.variants: a name may not contain ':', got {names}")
+    return out
+
+
+# ---------------------------------------------------------------- references
+
+
+def _find(steps: list[Step], name: str, where: str, folder: Path) -> Step:
+    names = [s.name for s in steps]
+    matches = [s for s in steps if s.name == name or s.name.split("-", 1)[-1] == name]
+    if not matches:
+        hint = difflib.get_close_matches(name, names, n=1)
+        close = f" (did you mean {hint[0]}?)" if hint else ""
+        raise ConfigError(f"{where}: no step {name!r} in {folder}{close}")
+    return matches[0]
+
+
+def _target(steps: list[Step], index: int, spec: str, where: str) -> Target:
+    """ "variant" of this step, "step" (its selected variant) or "step:variant"."""
+    step = steps[index]
+    own = [v.name for v in step.variants]
+    if ":" not in spec and spec in own and step.kind == "train":
+        return Target(step.name, spec)
+    name, _, variant = spec.partition(":")
+    other = _find(steps, name, where, step.path.parent)
+    if other is step and not variant:
+        raise ConfigError(f"{where}: {spec!r} names the step itself; name one of its variants")
+    if variant and variant not in [v.name for v in other.variants]:
+        known = ", ".join(v.name for v in other.variants)
+        raise ConfigError(f"{where}: step {other.name} has no variant {variant!r} ({known})")
+    return Target(other.name, variant or None)
+
+
+def _resolve(steps: list[Step], index: int) -> None:
+    step = steps[index]
+    where = f"{step.path}: step.reference"
+    if step.reference_spec:
+        step.reference = _target(steps, index, step.reference_spec, where)
+    elif index > 0:
+        step.reference = Target(steps[index - 1].name, None)
+    elif len(step.variants) > 1:
+        step.reference = Target(step.name, step.variants[0].name)
+    if step.expect_spec is not None:
+        step.expect = _expectation(steps, index, step.expect_spec)
+
+
+def _expectation(steps: list[Step], index: int, spec: dict[str, Any]) -> Expectation:
+    step = steps[index]
+    where = f"{step.path}: step.expect"
+    unknown = [k for k in spec if k not in EXPECT_KEYS]
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], EXPECT_KEYS, n=1)
+        close = f" (did you mean {hint[0]}?)" if hint else ""
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key{close}")
+    metric, direction = spec.get("metric", "test_accuracy"), spec.get("direction")
+    if metric not in METRICS:
+        raise ConfigError(f"{where}.metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    if direction not in DIRECTIONS:
+        options = ", ".join(DIRECTIONS)
+        raise ConfigError(f"{where}.direction: expected one of {options}, got {direction!r}")
+    margin = spec.get("min_difference", 0.0)
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0:
+        raise ConfigError(f"{where}.min_difference: expected a number >= 0, got {margin!r}")
+    if direction == "same" and margin <= 0:
+        raise ConfigError(f"{where}.min_difference: direction 'same' needs a margin > 0")
+    variant = spec.get("variant")
+    if variant is not None and variant not in [v.name for v in step.variants]:
+        raise ConfigError(f"{where}.variant: step {step.name} has no variant {variant!r}")
+    ref = spec.get("reference")
+    if ref is not None and not isinstance(ref, str):
+        raise ConfigError(f"{where}.reference: expected a string, got {ref!r}")
+    target = _target(steps, index, ref, f"{where}.reference") if ref else step.reference
+    if target is None:
+        raise ConfigError(f"{where}.reference: the first step needs a reference to compare with")
+    return Expectation(metric, direction, target, variant, float(margin))
+
+
+# ---------------------------------------------------------------- identity
+
+
+def _shrink(raw: dict[str, Any]) -> None:
+    """Caps epochs, epoch length and data so a quick study keeps its shape but not its cost."""
+    for key, cap in QUICK.items():
+        section, name = key.split(".")
+        table = raw.setdefault(section, {})
+        current = table.get(name)
+        if name == "steps_per_epoch" and not current:
+            continue  # full passes stay full passes, over the smaller training split
+        table[name] = cap if current is None or current == 0 else min(current, cap)
+
+
+def step_hash(step: Step, quick: bool) -> str:
+    """Changes when anything that shapes the step's runs changes, seeds aside: runs are found
+    again by (variant, seed), so adding a seed keeps the runs already made."""
+    configs = [to_toml(step.config(v, quick)) for v in step.variants]
+    text = json.dumps([step.kind, [v.name for v in step.variants], configs])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

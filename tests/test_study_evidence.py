@@ -1,0 +1,150 @@
+"""The study as evidence, end to end: seeds -> MLflow -> report with bands and verdicts."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.reports import write_report
+from cnnlab.study import run_study
+from cnnlab.tracking import default_uri
+
+TINY = """
+[data]
+train_limit = 3000
+val_fraction = 0.05
+
+[model]
+filters = 8
+hidden_units = [32]
+
+[train]
+epochs = 3
+lr = 3e-3
+eval_batch_size = 1000
+"""
+
+# A sane learning rate against one too small to learn in two epochs, 3 seeds each; then the
+# sane config again with 3 other seeds: a pair identical but for the seed.
+STEP_1 = """
+[step]
+description = "Learning rate: sane against crawling."
+variants = [{ name = "crawl", set = ["train.lr=1e-6"] }, { name = "sane" }]
+seeds = [1, 2, 3]
+reference = "crawl"
+hypothesis = "A sane learning rate learns; 1e-6 does not."
+expect = { direction = "better", variant = "sane", reference = "crawl" }
+"""
+STEP_2 = """
+[step]
+description = "The sane config again, other seeds."
+variants = [{ name = "sane-again" }]
+seeds = [4, 5, 6]
+reference = "1-lr:sane"
+hypothesis = "Only the seed differs, so the accuracy stays within ten points."
+expect = { direction = "same", min_difference = 0.1 }
+"""
+
+
+def _row(md: str, first_cell: str) -> str:
+    return next(line for line in md.splitlines() if line.startswith(f"| {first_cell} |"))
+
+
+def test_verdicts_tell_a_real_difference_from_seed_noise(tmp_path, monkeypatch, fmnist):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    study = tmp_path / "evidence"
+    study.mkdir()
+    (study / "1-lr.toml").write_text(STEP_1 + TINY)
+    (study / "2-again.toml").write_text(STEP_2 + TINY)
+    uri = default_uri(tmp_path / "runs")
+    results, _ = run_study(study, tracking_uri=uri, echo=lambda text: None)
+    assert [r.runs for r in results] == [6, 3]
+
+    write_report(uri, [r.experiment for r in results], tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert _row(md, "sane (selected)").split("|")[-2].strip() == "better"
+    assert "(the reference)" in _row(md, "crawl")
+    again = _row(md, "sane-again").split("|")
+    assert again[-2].strip() == "no difference detectable with 3 seeds"
+    assert re.search(r"\d+\.\d\d% ± \d+\.\d\d% \(n=3\)", _row(md, "sane-again"))
+    # Hypotheses: both confirmed, each with its measured interval.
+    assert _row(md, "1-lr").split("|")[-2].strip() == "confirmed"
+    assert _row(md, "2-again").split("|")[-2].strip() == "confirmed"
+    assert re.search(r"sane: \+\d+\.\d\d pts \[\+\d+\.\d\d, \+\d+\.\d\d\] \(n=3 vs 3\)", md)
+    # The study table gives cnnlab's selected variant as mean ± sd over its seeds.
+    assert "Quick runs" not in md
+
+
+QUICK_TRAIN = """
+[step]
+description = "Two widths."
+published = { setting = "64 filters", accuracy = "86.27%" }
+variants = [{ name = "narrow", set = ["model.filters=4"] }, { name = "wide" }]
+seeds = 2
+hypothesis = "Wider is better."
+expect = { direction = "better", variant = "wide", reference = "narrow" }
+"""
+QUICK_TUNE = """
+[step]
+kind = "tune"
+description = "A tiny search."
+published = { accuracy = "79.88%" }
+
+[search]
+engine = "hyperopt"
+trials = 3
+seed = 1
+
+[search.space]
+"model.filters" = { dist = "quniform", low = 4, high = 12, q = 4, int = true }
+"train.lr" = { dist = "loguniform", low = 1e-4, high = 1e-2 }
+"""
+
+
+def test_quick_study_through_the_cli_writes_every_section(tmp_path, monkeypatch, fmnist):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    study = Path("mini")
+    study.mkdir()
+    (study / "1-search.toml").write_text(QUICK_TUNE + TINY)
+    (study / "2-widths.toml").write_text(QUICK_TRAIN + TINY)
+    assert main(["study", "mini", "--quick", "--quiet", "--out", "out"]) == 0
+    md = Path("out/report.md").read_text()
+    html = Path("out/report.html").read_text()
+    for text in (md, html):
+        head = text[: text.index("The study next to cnnlab")]
+        assert "Quick runs: not comparable with the study" in head  # at the top
+        assert "Hypotheses and verdicts" in text and "Wider is better." in text
+        assert "not judged: quick runs are too short" in text
+        assert "test accuracy vs reference [95% interval]" in text
+        assert "importance" in text.lower()  # what the search found
+    table = md[md.index("## The study next to cnnlab") :]
+    assert "no figure of cnnlab's below compares with the study's" in table.split("|")[0]
+    assert re.search(r"\| mini-quick/2-widths \|.*\(n=2\)", md)
+    assert {"mini-quick-1-search-importance.svg", "mini-quick-2-widths-val_loss.svg"} <= {
+        p.name for p in Path("out").iterdir()
+    }
+
+
+def test_bad_seeds_flag_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("s").mkdir()
+    Path("s/1-x.toml").write_text("")
+    assert main(["study", "s", "--seeds", "1,x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "cnnlab: error: --seeds: expected a count or a comma-separated list of integers, got '1,x'"
+    ]
+    assert not Path("cnnlab-runs").exists()
+
+
+@pytest.mark.parametrize("flag", ["0", "2,2"])
+def test_seeds_flag_values_are_checked(flag, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("s").mkdir()
+    Path("s/1-x.toml").write_text("")
+    assert main(["study", "s", "--seeds", flag]) == 2
+    assert (
+        "--seeds: expected a count >= 1 or a list of distinct integers" in capsys.readouterr().err
+    )
