@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything, then runs cnnlab's main job: the whole study of experiments/ in its quick
-# form (a few minutes on a 2-core laptop), tracked in ./cnnlab-runs, with its report written to
-# ./report (report.md, report.html and the plots). Drop --quick for the full study.
+# Installs everything, then runs cnnlab's main job: the whole study of experiments/ (each
+# variant of steps 2-6 with 3 seeds), tracked in ./cnnlab-runs, with its report written to
+# ./report (report.md, report.html and the plots). It prints each run with an estimate of the
+# time left; interrupted, the same command resumes. `--quick` gives a one-minute smoke test
+# whose figures do not compare with the study's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export MLFLOW_DISABLE_TELEMETRY=true
-.venv/bin/cnnlab study experiments --quick "$@"
+.venv/bin/cnnlab study experiments "$@"

@@ -22,7 +22,7 @@ from typing import Any
 from cnnlab.reports._collect import ExperimentRecord, RunRecord
 from cnnlab.reports._document import Figure, Table
 from cnnlab.search._layout import TRIAL_TAG
-from cnnlab.search._layout import _text as recorded_text  # how a trial's params are written
+from cnnlab.search._layout import param_text as recorded_text  # as a trial's params are written
 from cnnlab.search._space import Dimension, Space, dimensions_from_dict
 
 REFUSED = "invalid_architecture"  # cnnlab.fail_reason of samples no model can be built from

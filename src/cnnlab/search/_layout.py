@@ -90,7 +90,7 @@ class SearchLayout:
         tags: dict[str, str] = {}
         if best is not None:
             metrics.update({"best_value": best.value, f"best_{objective}": best.value})
-            tags = {f"best_{k}": _text(v) for k, v in best.params.items()}
+            tags = {f"best_{k}": param_text(v) for k, v in best.params.items()}
             tags.update({"best_trial": str(best.number), "best_run_id": str(best.run_id)})
         # Workers of a shared search each finish; a summary already on the parent is not repeated.
         logged = self.client.get_run(self.parent_id).data.metrics
@@ -134,7 +134,7 @@ class SearchLayout:
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:03d}", tags=tags)
         run_id = run.info.run_id
         try:
-            self._log_params(run_id, {k: _text(v) for k, v in params.items()})
+            self._log_params(run_id, {k: param_text(v) for k, v in params.items()})
         finally:  # even when interrupted here, the run must not stay RUNNING
             self.client.set_terminated(run_id, status="FAILED")
         return run_id
@@ -219,7 +219,7 @@ class SearchLayout:
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
-def _text(value: Any) -> str:
+def param_text(value: Any) -> str:
     import json
 
     return json.dumps(value) if isinstance(value, list | bool) else str(value)
