@@ -2,7 +2,7 @@
 # Installs everything, then runs cnnlab's main job: the whole study of experiments/ (each
 # variant of steps 2-6 with 3 seeds), tracked in ./cnnlab-runs, with its report written to
 # ./report (report.md, report.html and the plots). It prints each run with an estimate of the
-# time left; interrupted, the same command resumes. `--quick` gives a one-minute smoke test
+# time left; interrupted, the same command resumes. `--quick` gives a 90-second smoke test
 # whose figures do not compare with the study's.
 set -euo pipefail
 cd "$(dirname "$0")/.."

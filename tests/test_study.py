@@ -5,7 +5,7 @@ import mlflow
 import pytest
 
 from cnnlab.config import ConfigError
-from cnnlab.reports import PUBLISHED
+from cnnlab.reports import PUBLISHED, collect
 from cnnlab.study import QUICK, load_step, load_steps, run_study
 from cnnlab.tracking import default_uri
 
@@ -215,3 +215,19 @@ def test_seeds_run_tag_and_resume_per_variant_and_seed(tmp_path, monkeypatch, fm
     # More seeds keep the runs already made: only the new seed's runs train.
     again, _ = run_study(study, tracking_uri=uri, seeds=[1, 2, 3], echo=lines.append)
     assert again[0].runs == 2
+    # A hypothesis written after the runs reaches the experiment; nothing trains again.
+    text = (study / "1-widths.toml").read_text()
+    (study / "1-widths.toml").write_text(
+        text.replace("[data]", 'hypothesis = "Wide wins."\n[data]').replace(
+            'description = "Two widths."\n', ""
+        )
+    )
+    again, _ = run_study(study, tracking_uri=uri, seeds=[1, 2, 3], echo=lines.append)
+    assert again[0].skipped
+    tags = client.get_experiment(exp.experiment_id).tags
+    assert tags["cnnlab.hypothesis"] == "Wide wins." and "cnnlab.description" not in tags
+    # Fewer seeds: nothing trains, and the report takes only the runs the step now names.
+    again, _ = run_study(study, tracking_uri=uri, seeds=[1, 2], echo=lines.append)
+    assert again[0].runs == 0 and not again[0].skipped
+    (record,) = collect(uri, ["seeded/1-widths"])
+    assert sorted(r.tags["cnnlab.seed"] for r in record.trained) == ["1", "1", "2", "2"]

@@ -65,9 +65,9 @@ def _run(handler: Callable, args: argparse.Namespace) -> int:
     except TrackingUnavailable as exc:
         return _fail(str(exc), EXIT_TRACKING)
     except Exception as exc:
-        # Only a search can raise it, so its (heavy) module is imported when it can apply.
-        shared = sys.modules.get("cnnlab.search._shared")
-        if shared and isinstance(exc, shared.StorageUnavailable):
+        # Only a search can raise it, so the (heavy) search package is loaded when it can apply.
+        search = sys.modules.get("cnnlab.search")
+        if search and isinstance(exc, search.StorageUnavailable):
             return _fail(str(exc), EXIT_STORAGE)
         raise
     except Terminated:
@@ -105,18 +105,19 @@ def _load(args):
 
 
 def cmd_train(args) -> int:
-    from cnnlab.runner import train_run
+    from cnnlab.api import train
     from cnnlab.training import ProgressBar
 
     cfg = _load(args)
     show_progress = not args.quiet and sys.stderr.isatty()
-    outcome = train_run(
+    outcome = train(
         cfg,
         data_dir=args.data_dir,
         tracking_uri=args.tracking_uri,
+        progress=False,
         callbacks=[ProgressBar()] if show_progress else [],
     )
-    r = outcome.result
+    r = outcome.fit
     if not args.quiet:
         print(
             f"run {outcome.run_id} in experiment {outcome.experiment!r}: "
@@ -133,7 +134,7 @@ def cmd_train(args) -> int:
 
 
 def _train_json(outcome) -> dict:
-    r = outcome.result
+    r = outcome.fit
     return {
         "run_id": outcome.run_id,
         "experiment": outcome.experiment,
@@ -151,7 +152,8 @@ def _train_json(outcome) -> dict:
 
 
 def cmd_tune(args) -> int:
-    from cnnlab.search import check_space, describe_record, format_table, prepare, run_search
+    from cnnlab.api import tune
+    from cnnlab.search import check_space, describe_record, format_table, prepare
 
     cfg = _load(args)
     if args.check:
@@ -159,7 +161,13 @@ def cmd_tune(args) -> int:
         print(json.dumps(report.to_dict()) if args.json else report.format())
         return EXIT_OK
     echo = None if args.quiet else (lambda r: print(describe_record(r), file=sys.stderr))
-    result = run_search(cfg, tracking_uri=args.tracking_uri, data_dir=args.data_dir, on_trial=echo)
+    result = tune(
+        cfg,
+        tracking_uri=args.tracking_uri,
+        data_dir=args.data_dir,
+        progress=False,
+        on_trial=echo,
+    ).raw
     n = result.counts
     if not args.quiet:
         print(format_table(result.records, result.objective, result.maximize))
@@ -181,11 +189,11 @@ def cmd_tune(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    from cnnlab.api import summary
     from cnnlab.models import format_summary
-    from cnnlab.runner import build
 
-    summary = build(_load(args)).summary
-    print(json.dumps(summary.to_dict()) if args.json else format_summary(summary))
+    table = summary(_load(args))
+    print(json.dumps(table.to_dict()) if args.json else format_summary(table))
     return EXIT_OK
 
 
@@ -205,30 +213,26 @@ def cmd_data(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from cnnlab.reports import confusion_from_run, write_report
-    from cnnlab.study import run_study
+    from cnnlab.api import run_study
 
     seeds = None if args.seeds is None else _seeds_arg(args.seeds)
-    results, uri = run_study(
-        Path(args.study_dir),
+    study = run_study(
+        args.study_dir,
         quick=args.quick,
         only=args.only,
         seeds=seeds,
+        out=args.out,
         tracking_uri=args.tracking_uri,
         data_dir=args.data_dir,
-        echo=(lambda text: None) if args.quiet else print,
+        echo=None if args.quiet else print,
     )
-
-    def confusion(run):
-        return confusion_from_run(uri, run, args.data_dir)
-
-    out = Path(args.out)
-    paths = write_report(uri, [r.experiment for r in results], out, confusion=confusion)
+    report = study.report
     if not args.quiet:
-        print(f"report: {out / 'report.md'} and {out / 'report.html'} ({len(paths) - 2} figures)")
+        print(f"report: {report.markdown} and {report.html} ({len(report.figures)} figures)")
     if args.json:
-        steps = [vars(r) for r in results]
-        print(json.dumps({"tracking_uri": uri, "report": str(out / "report.html"), "steps": steps}))
+        steps = [vars(r) for r in study.steps]
+        uri = study.tracking_uri
+        print(json.dumps({"tracking_uri": uri, "report": str(report.html), "steps": steps}))
     return EXIT_OK
 
 
@@ -247,17 +251,16 @@ def _seeds_arg(text: str) -> int | list[int]:
 
 
 def cmd_report(args) -> int:
-    from cnnlab.config import TrackingConfig
-    from cnnlab.reports import confusion_from_run, write_report
-    from cnnlab.tracking import resolve_uri
+    from cnnlab.api import report
 
-    uri = resolve_uri(TrackingConfig(runs_dir=args.runs_dir), args.tracking_uri)
-
-    def confusion(run):
-        return confusion_from_run(uri, run, args.data_dir)
-
-    paths = write_report(uri, args.experiment, Path(args.out), confusion=confusion)
-    print(f"report: {paths[-2]} and {paths[-1]} ({len(paths) - 2} figures)")
+    written = report(
+        args.experiment,
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        runs_dir=args.runs_dir,
+        data_dir=args.data_dir,
+    )
+    print(f"report: {written.markdown} and {written.html} ({len(written.figures)} figures)")
     return EXIT_OK
 
 

@@ -16,15 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.config import Config, flatten, to_toml
-from cnnlab.data import Splits, load_fashion_mnist, make_splits
-from cnnlab.models import ModelSummary, check_architecture, create_model, format_summary, summarize
+from cnnlab.data import DATASET_SHAPES, Splits, load_fashion_mnist, make_splits
+from cnnlab.models import (
+    BUILT_IN_MODELS,
+    ArchitectureError,
+    ModelSummary,
+    check_architecture,
+    create_model,
+    format_summary,
+    summarize,
+)
 from cnnlab.tracking import MlflowTracker, probe, resolve_uri, run_tags
 from cnnlab.training import Callback, FitResult, fit, seed_everything
-
-# What a model needs to know of a dataset before any of it is loaded.
-DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "fashion-mnist": ((1, 28, 28), 10),  # (channels, height, width), classes
-}
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Outcome:
     tracking_uri: str | None
     result: FitResult
     summary: ModelSummary
+    model: Any = None  # the trained network, holding the weights that were tested
 
 
 def build(cfg: Config) -> Built:
@@ -47,8 +51,36 @@ def build(cfg: Config) -> Built:
     input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
     check_architecture(cfg.model, input_shape, classes)
     seed_everything(cfg.train.seed)  # initial weights depend on the seed alone
-    model = create_model(cfg.model, input_shape, classes)
-    return Built(model, summarize(model, input_shape))
+    if cfg.model.name in BUILT_IN_MODELS:
+        model = create_model(cfg.model, input_shape, classes)
+        return Built(model, summarize(model, input_shape))
+    return _build_user_family(cfg, input_shape, classes)
+
+
+def _build_user_family(cfg: Config, input_shape, classes: int) -> Built:
+    """A family registered by the user has no arithmetic check of its own unless it brought
+    one: its dry run stands in, so a network that cannot take the input (or gives the wrong
+    number of outputs) is refused as an impossible architecture before any data is loaded."""
+    import torch
+
+    name = cfg.model.name
+    try:
+        model = create_model(cfg.model, input_shape, classes)
+        summary = summarize(model, input_shape)
+        with torch.no_grad():
+            shape = tuple(model.eval()(torch.zeros(2, *input_shape)).shape)
+        model.train()
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchitectureError(
+            f"model: family {name!r} fails on a {'x'.join(map(str, input_shape))} input: {first}"
+        ) from None
+    if shape != (2, classes):
+        raise ArchitectureError(
+            f"model: family {name!r} gives outputs of shape {list(shape[1:])} per image, "
+            f"expected [{classes}] (one logit per class)"
+        )
+    return Built(model, summary)
 
 
 def load_splits(cfg: Config, data_dir: str | None = None) -> Splits:
@@ -87,7 +119,7 @@ def train_run(
     splits = splits if splits is not None else load_splits(cfg, data_dir)
     if not track:
         result = fit(built.model, splits, cfg.train, list(callbacks))
-        return Outcome(None, cfg.tracking.experiment, None, result, built.summary)
+        return Outcome(None, cfg.tracking.experiment, None, result, built.summary, built.model)
     tracker = MlflowTracker(
         uri,
         cfg.tracking.experiment,
@@ -104,7 +136,7 @@ def train_run(
     )
     with tracker:
         result = fit(built.model, splits, cfg.train, [*callbacks, tracker])
-    return Outcome(tracker.run_id, cfg.tracking.experiment, uri, result, built.summary)
+    return Outcome(tracker.run_id, cfg.tracking.experiment, uri, result, built.summary, built.model)
 
 
 def default_run_name(cfg: Config) -> str:

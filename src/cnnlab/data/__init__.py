@@ -8,6 +8,7 @@ splits.train_x  # uint8 [54000, 1, 28, 28]; normalize with splits.mean and split
 
 from cnnlab.data._fashion_mnist import (
     CLASS_NAMES,
+    INPUT_SHAPE,
     FileReport,
     RawData,
     find_data_dir,
@@ -17,8 +18,12 @@ from cnnlab.data._fashion_mnist import (
 from cnnlab.data._idx import KINDS, DataError, verify_file
 from cnnlab.data._splits import Splits, describe_splits, make_splits, pixel_stats
 
+# Datasets by their name in `data.dataset`: what a model needs to know before loading any.
+DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {"fashion-mnist": INPUT_SHAPE}
+
 __all__ = [
     "CLASS_NAMES",
+    "DATASET_SHAPES",
     "KINDS",
     "DataError",
     "FileReport",

@@ -36,6 +36,9 @@ CLASS_NAMES: tuple[str, ...] = (
     "Bag",
     "Ankle boot",
 )
+# What a model needs to know of the dataset before any of it is loaded:
+# ((channels, height, width), classes).
+INPUT_SHAPE: tuple[tuple[int, int, int], int] = ((1, 28, 28), len(CLASS_NAMES))
 
 
 @dataclass

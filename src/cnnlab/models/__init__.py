@@ -9,12 +9,20 @@ print(format_summary(summarize(model, (1, 28, 28))))
 
 from cnnlab.models._blocks import ACTIVATIONS, ArchitectureError, make_activation
 from cnnlab.models._plan import BlockPlan, plan_cnn
-from cnnlab.models._registry import MODELS, ModelBuilder, check_architecture, create_model
+from cnnlab.models._registry import (
+    BUILT_IN_MODELS,
+    MODELS,
+    ModelBuilder,
+    check_architecture,
+    create_model,
+    register_model,
+)
 from cnnlab.models._stem import ConvBlock, use_fused_stem
 from cnnlab.models._summary import LayerRow, ModelSummary, format_summary, summarize
 
 __all__ = [
     "ACTIVATIONS",
+    "BUILT_IN_MODELS",
     "MODELS",
     "ArchitectureError",
     "BlockPlan",
@@ -27,6 +35,7 @@ __all__ = [
     "format_summary",
     "make_activation",
     "plan_cnn",
+    "register_model",
     "summarize",
     "use_fused_stem",
 ]

@@ -2,10 +2,12 @@
 
 model = create_model(cfg.model, input_shape=(1, 28, 28), num_classes=10)
 check_architecture(cfg.model)  # cheap: no modules; raises ArchitectureError
+register_model("tiny", TinyConfig, build_tiny)   # a family of the user's own, by name
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,6 +45,56 @@ def check_architecture(
     check = _CHECKS.get(cfg.name)
     if check is not None:
         check(cfg, shape)
+
+
+BUILT_IN_MODELS = frozenset(MODELS)
+
+
+def register_model(
+    name: str,
+    config_class: type,
+    builder: ModelBuilder,
+    check: Callable[[Any, Sequence[int]], object] | None = None,
+) -> None:
+    """Adds a model family: `[model] name = "<name>"` then builds it like a built-in one.
+
+    Args:
+        name: the family's name in configs, search spaces and MLflow params.
+        config_class: a dataclass of the family's settings, each with a default and a type
+            (parsed as strictly as the built-in sections), with a `name` field defaulting to
+            `name`.
+        builder: `(cfg, input_shape, num_classes) -> nn.Module` for float [B, C, H, W] input.
+        check: optional `(cfg, input_shape) -> anything`, raising ArchitectureError for a
+            config no network can be built from, in microseconds (searches call it per trial).
+            Without it, the dry run that dissects every model before training catches them.
+
+    Registering a name again replaces the user's family (a notebook cell run twice); the
+    built-in families cannot be replaced.
+    """
+    from cnnlab.config import ConfigError
+
+    if name in BUILT_IN_MODELS:
+        raise ConfigError(f"register_model: {name!r} is a built-in model family")
+    if not dataclasses.is_dataclass(config_class):
+        raise ConfigError(f"register_model: {config_class!r} is not a dataclass")
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    if "name" not in fields or fields["name"].default != name:
+        raise ConfigError(
+            f"register_model: {config_class.__name__} needs a field name = {name!r}, so that a "
+            "config says which family it is"
+        )
+    try:
+        config_class()
+    except TypeError as exc:
+        raise ConfigError(
+            f"register_model: every field of {config_class.__name__} needs a default ({exc})"
+        ) from None
+    MODEL_CONFIGS[name] = config_class
+    MODELS[name] = builder
+    if check is not None:
+        _CHECKS[name] = check
+    else:
+        _CHECKS.pop(name, None)
 
 
 def _builder(cfg: ModelConfig) -> ModelBuilder:

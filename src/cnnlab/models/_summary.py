@@ -48,6 +48,14 @@ class ModelSummary:
         """Plain JSON types only (tuples become lists), for `--json` output and MLflow."""
         return _jsonable(dataclasses.asdict(self))
 
+    def __str__(self) -> str:
+        return format_summary(self)
+
+    def _repr_html_(self) -> str:  # Jupyter: the same table, kept monospaced
+        import html
+
+        return f"<pre>{html.escape(format_summary(self))}</pre>"
+
 
 def summarize(model: nn.Module, input_shape: Sequence[int] = (1, 28, 28)) -> ModelSummary:
     """Dry-run one zero image through `model` with hooks on its leaf modules."""

@@ -4,6 +4,7 @@ write_report(uri, ["baseline"], Path("report"), confusion=lambda run: confusion_
 """
 
 from cnnlab.reports._collect import (
+    SEEDS_TAG,
     STEP_HASH_TAG,
     ExperimentRecord,
     RunRecord,
@@ -32,6 +33,7 @@ __all__ = [
     "METRICS",
     "PUBLISHED",
     "SEED_TAG",
+    "SEEDS_TAG",
     "STEP_HASH_TAG",
     "VARIANT_TAG",
     "Band",

@@ -6,6 +6,7 @@ records["baseline"][0].history["val_loss"]   # [(epoch, value), ...]
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from cnnlab.tracking import client
@@ -14,6 +15,7 @@ CURVES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch metrics plotted
 # Params that describe where or how a run was stored, not what was trained.
 _NOT_COMPARED = ("tracking.", "search.")
 STEP_HASH_TAG = "cnnlab.step_hash"  # run and experiment tag: a study step's configs, hashed
+SEEDS_TAG = "cnnlab.seeds"  # experiment tag: JSON {variant: [seeds]}, the step's runs as it is
 
 
 @dataclass
@@ -43,15 +45,23 @@ class ExperimentRecord:
     @property
     def trained(self) -> list[RunRecord]:
         """Runs that trained a model and finished: what curves and tables compare. In a study
-        step, runs left from an earlier version of the step (another step hash) are left out."""
-        current = self.tags.get(STEP_HASH_TAG)
+        step, runs left from an earlier version of the step (another step hash, a seed it no
+        longer runs) are left out."""
         return [
             r
             for r in self.runs
-            if r.status == "FINISHED"
-            and "test_accuracy" in r.metrics
-            and (current is None or r.tags.get(STEP_HASH_TAG, current) == current)
+            if r.status == "FINISHED" and "test_accuracy" in r.metrics and self._current(r)
         ]
+
+    def _current(self, run: RunRecord) -> bool:
+        step = self.tags.get(STEP_HASH_TAG)
+        if step is not None and run.tags.get(STEP_HASH_TAG, step) != step:
+            return False
+        seeds = json.loads(self.tags.get(SEEDS_TAG, "{}"))
+        variant = run.tags.get("cnnlab.variant")
+        if variant is None or variant not in seeds:
+            return True
+        return run.tags.get("cnnlab.seed") in {str(s) for s in seeds[variant]}
 
 
 def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRecord]:

@@ -1,4 +1,5 @@
-"""Evaluate a run's logged model on the test set, from its logged config and weights."""
+"""A run's test confusion matrix: read from the run (it logs one as it takes its test metrics),
+or, for a run that logged none, its logged model evaluated again from its config and weights."""
 
 from __future__ import annotations
 
@@ -12,9 +13,33 @@ from cnnlab.reports._collect import RunRecord
 
 
 def confusion_from_run(uri: str, run: RunRecord, data_dir: str | None = None):
-    """(10x10 counts [true][predicted], class names) of the run's weights on the test set."""
+    """(counts [true][predicted], class names) of the run's weights on the test set: as the
+    run logged them when it took its test metrics, or for a run that logged none, its logged
+    weights evaluated again."""
+    logged = _logged(uri, run)
+    if logged is not None:
+        return logged
+    return _evaluated(uri, run, data_dir)
+
+
+def _logged(uri: str, run: RunRecord):
+    import json
+
+    from cnnlab.tracking import CONFUSION_ARTIFACT, client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client(uri).download_artifacts(run.run_id, CONFUSION_ARTIFACT, tmp)
+        except Exception:  # MlflowException or OSError: a run from before it was logged
+            return None
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    return table["matrix"], table["class_names"]
+
+
+def _evaluated(uri: str, run: RunRecord, data_dir: str | None):
+    from cnnlab.data import DATASET_SHAPES
     from cnnlab.models import create_model
-    from cnnlab.runner import DATASET_SHAPES, load_splits
+    from cnnlab.runner import load_splits
     from cnnlab.tracking import client
     from cnnlab.training import Normalize, predict
 

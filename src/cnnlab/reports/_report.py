@@ -65,7 +65,7 @@ def write_report(
 QUICK_WARNING = (
     "**Quick runs: not comparable with the study.** This report comes from `cnnlab study "
     "--quick`, whose runs see a few thousand images for two short epochs, so that the whole "
-    "study runs in about a minute. Its figures test that the study runs end to end; they are "
+    "study runs in a minute or two. Its figures test that the study runs end to end; they are "
     "far below the study's and say nothing about its claims. Run `cnnlab study` without "
     "`--quick` for figures that compare."
 )
@@ -200,7 +200,7 @@ def _experiment_section(index: int, record: ExperimentRecord, lookup) -> Section
     differ = [k for k in differing_params(runs) if not (seeded and k == "train.seed")]
     changes = [k for k in differ if not k.startswith("arch.")]
     groups = group_variants(runs)
-    section.add(_differ_sentence(changes, len(groups), len(runs)))
+    section.add(_differ_sentence(changes, len(groups), len(runs), seeded))
     firsts = [g[0] for g in groups.values()]
     if 2 < len(firsts) <= 12 and not trials:
         section.add(_steps_sentence(firsts, seeded))
@@ -229,10 +229,12 @@ def _group_label(name: str, group: list[RunRecord], labels: dict[str, str]) -> s
     return name if VARIANT_TAG in group[0].tags else labels[group[0].run_id]
 
 
-def _differ_sentence(differ: list[str], groups: int, n: int) -> str:
+def _differ_sentence(differ: list[str], groups: int, n: int, seeded: bool) -> str:
     what = f"{n} runs" if groups == n else f"{groups} variants, {n} runs"
     if n == 1:
         return "One run."
+    if groups == 1 and seeded and not differ:
+        return f"One variant, {n} runs that differ only in `train.seed`."
     if not differ:
         return f"{what} with identical configurations (they differ only by chance)."
     named = ", ".join(f"`{k}`" for k in differ)

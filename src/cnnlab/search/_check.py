@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.config import CnnConfig, Config, ConfigError
+from cnnlab.data import DATASET_SHAPES
 from cnnlab.models import check_architecture, create_model, plan_cnn
-from cnnlab.runner import DATASET_SHAPES
 from cnnlab.search._objective import trial_config
 from cnnlab.search._space import Space, extremes, sample
 

@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from cnnlab.config import Config, ConfigError, apply_to_resolved, from_dict, to_dict
-from cnnlab.data import Splits
+from cnnlab.data import DATASET_SHAPES, Splits
 from cnnlab.models import ArchitectureError, check_architecture
-from cnnlab.runner import DATASET_SHAPES, load_splits, train_run
+from cnnlab.runner import load_splits, train_run
 from cnnlab.search._layout import SearchLayout
 from cnnlab.search._records import TrialRecord
 from cnnlab.search._space import overrides

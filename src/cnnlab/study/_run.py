@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import Config
-from cnnlab.reports import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.reports import SEED_TAG, SEEDS_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.study._steps import Step, Target, Variant, load_steps, step_hash
 
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set, before the validation split
@@ -86,30 +86,36 @@ def run_study(
     uri = resolve_uri(first.tracking, tracking_uri)
     mlflow_client = client(uri)
     plans = {s.name: _plan(s, prefix, quick, seeds, mlflow_client) for s in steps}
-    progress = Progress([j for jobs, _ in plans.values() for j in jobs], echo)
+    progress = Progress([j for plan in plans.values() for j in plan.jobs], echo)
     results = []
     for step in steps:
-        jobs, complete = plans[step.name]
         run = _Runner(step, prefix, quick, uri, mlflow_client, data_dir, progress, echo)
-        results.append(run.step(jobs, complete, tune or _tune))
+        results.append(run.step(plans[step.name], tune or _tune))
     return results, uri
 
 
-def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> tuple[list[_Job], str]:
-    """The jobs still to run and the step's completion mark (config and seeds hashed)."""
+@dataclass
+class _Plan:
+    jobs: list[_Job]  # what is still to run
+    complete: str  # the step's completion mark: its configs and its seeds, hashed
+    seeds: dict[str, list[int]]  # variant -> its seeds: the runs the report takes
+
+
+def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> _Plan:
     experiment = f"{prefix}/{step.name}"
     pairs = [(v, s) for v in step.variants for s in step.seed_list(v, seeds)]
     complete = f"{step_hash(step, quick)}:{_seeds_key(pairs)}"
+    by_variant = {v.name: [s for w, s in pairs if w is v] for v in step.variants}
     exp = mlflow_client.get_experiment_by_name(experiment)
     if exp is not None and exp.tags.get("cnnlab.step_complete") == complete:
-        return [], complete
+        return _Plan([], complete, by_variant)
     if step.kind == "tune":
         cfg = step.config(step.variants[0], quick)
         images = cfg.search.trials * _images(cfg)
-        return [_Job(step, step.variants[0], None, images, step.name)], complete
+        return _Plan([_Job(step, step.variants[0], None, images, step.name)], complete, {})
     done = _finished(mlflow_client, exp, step_hash(step, quick))
     several = len(pairs) > len(step.variants)
-    return [
+    jobs = [
         _Job(
             step,
             v,
@@ -119,7 +125,12 @@ def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> tuple[l
         )
         for v, s in pairs
         if (v.name, s) not in done
-    ], complete
+    ]
+    return _Plan(jobs, complete, by_variant)
+
+
+# Experiment tags that _describe writes from the step file (besides the published figures).
+_DESCRIBED = ("cnnlab.description", "cnnlab.hypothesis", "cnnlab.reference", "cnnlab.expect")
 
 
 class _Runner:
@@ -134,14 +145,17 @@ class _Runner:
         self.experiment = f"{prefix}/{step.name}"
         self.digest = step_hash(step, quick)
 
-    def step(self, jobs: list[_Job], complete: str, tune) -> StepResult:
+    def step(self, plan: _Plan, tune) -> StepResult:
         from cnnlab.tracking import experiment_id
 
+        jobs, complete = plan.jobs, plan.complete
         exp_id = experiment_id(self.client, self.experiment, self.uri)
+        # Described again even when complete: a hypothesis or a reference edited after the
+        # runs changes what the report says of them, not the runs.
+        self._describe(exp_id, plan.seeds)
         if self.client.get_experiment(exp_id).tags.get("cnnlab.step_complete") == complete:
             self.echo(f"step {self.s.name}: already complete in {self.experiment!r}, skipped")
             return StepResult(self.s.name, self.experiment, True, 0)
-        self._describe(exp_id, jobs)
         self.echo(f"step {self.s.name} ({self.s.kind}): {self.s.description or self.experiment}")
         count = self._search(jobs[0], tune) if self.s.kind == "tune" else self._train(jobs)
         self.client.set_experiment_tag(exp_id, "cnnlab.step_complete", complete)
@@ -189,13 +203,15 @@ class _Runner:
             )
         return len(jobs)
 
-    def _describe(self, exp_id: str, jobs: list[_Job]) -> None:
+    def _describe(self, exp_id: str, seeds: dict[str, list[int]]) -> None:
         """Stores what the report needs to know of the step in the experiment itself."""
         from cnnlab.reports import PUBLISHED
 
         step = self.s
         tags = {f"{PUBLISHED}{k}": v for k, v in step.published.items()}
         tags.update({STEP_HASH_TAG: self.digest, "cnnlab.quick": str(self.quick).lower()})
+        if seeds:
+            tags[SEEDS_TAG] = json.dumps(seeds)
         if step.description:
             tags["cnnlab.description"] = step.description
             tags["mlflow.note.content"] = step.description  # shown by the MLflow UI
@@ -214,8 +230,14 @@ class _Runner:
                     "reference": self._target(e.reference),
                 }
             )
+        existing = self.client.get_experiment(exp_id).tags
         for key, value in tags.items():
-            self.client.set_experiment_tag(exp_id, key, value)
+            if existing.get(key) != value:
+                self.client.set_experiment_tag(exp_id, key, value)
+        # What the step no longer says must not stay behind for the report to read.
+        for key in set(existing) - set(tags):
+            if key.startswith((PUBLISHED, *_DESCRIBED)):
+                self.client.delete_experiment_tag(exp_id, key)
 
     def _target(self, target: Target) -> dict[str, str | None]:
         return {"experiment": f"{self.prefix}/{target.step}", "variant": target.variant}

@@ -16,9 +16,10 @@ from cnnlab.tracking._store import (
     resolve_uri,
     run_tags,
 )
-from cnnlab.tracking._tracker import MlflowTracker
+from cnnlab.tracking._tracker import CONFUSION_ARTIFACT, MlflowTracker
 
 __all__ = [
+    "CONFUSION_ARTIFACT",
     "MlflowTracker",
     "TrackingUnavailable",
     "is_loopback",

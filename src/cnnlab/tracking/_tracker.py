@@ -24,6 +24,7 @@ from cnnlab.tracking._store import client, experiment_id
 from cnnlab.training import Callback, EpochMetrics, TrainState
 
 PARAM_LIMIT = 6000  # MLflow's longest param value
+CONFUSION_ARTIFACT = "test_confusion.json"  # {"class_names": [...], "matrix": [[true][pred]]}
 # Per request against a server: fail fast, so a dead server costs seconds, not MLflow's minutes.
 HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
@@ -145,6 +146,11 @@ class MlflowTracker(Callback):
             history = Path(tmp) / "history.json"
             history.write_text(json.dumps([vars(m) for m in result.history], indent=1))
             self._must(self.client.log_artifact, self.run_id, str(history))
+            if result.test_confusion is not None:  # so a report reads it, and runs no model
+                confusion = Path(tmp) / CONFUSION_ARTIFACT
+                table = {"class_names": result.class_names, "matrix": result.test_confusion}
+                confusion.write_text(json.dumps(table))
+                self._must(self.client.log_artifact, self.run_id, str(confusion))
             if self.log_weights:
                 self._log_weights(state.model, Path(tmp))
 

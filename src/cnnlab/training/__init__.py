@@ -7,6 +7,7 @@ from cnnlab.training._batches import BatchStream, Normalize
 from cnnlab.training._callbacks import (
     Callback,
     EarlyStopping,
+    EpochBar,
     EpochMetrics,
     ProgressBar,
     TrainState,
@@ -32,6 +33,7 @@ __all__ = [
     "BatchStream",
     "Callback",
     "EarlyStopping",
+    "EpochBar",
     "EpochMetrics",
     "FitResult",
     "Normalize",

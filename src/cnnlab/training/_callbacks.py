@@ -108,6 +108,32 @@ class ProgressBar(Callback):
         )
 
 
+class EpochBar(Callback):
+    """One bar over the whole fit, a step at a time, with the last epoch's figures beside it:
+    tqdm's auto mode draws it as a widget in Jupyter and as one line in a terminal."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=state.epochs * state.steps_per_epoch, unit="step", desc="training")
+
+    def on_step_end(self, state: TrainState) -> None:
+        self.bar.update(1)
+
+    def on_epoch_end(self, state: TrainState, metrics: EpochMetrics) -> None:
+        self.bar.set_postfix(
+            epoch=f"{metrics.epoch}/{state.epochs}",
+            val_loss=f"{metrics.val_loss:.4f}",
+            val_acc=f"{metrics.val_accuracy:.4f}",
+        )
+
+    def on_fit_end(self, state: TrainState, result) -> None:
+        self.bar.close()
+
+
 def selection_loss(metrics: EpochMetrics) -> float:
     """Model selection uses validation loss; without a validation split, training loss."""
     return metrics.train_loss if math.isnan(metrics.val_loss) else metrics.val_loss

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,10 @@ class FitResult:
     tested_epoch: int  # epoch whose weights were evaluated on the test set
     precision: str = "fp32"  # the autocast dtype the run used: fp32 or bf16
     fused_stem_blocks: int = 0  # conv blocks that ran as the native kernel (train.fused_stem)
+    # counts of (true class, predicted class) on the test set, as the test metrics were taken;
+    # None when the test set was not evaluated (a pruned trial)
+    test_confusion: list[list[int]] | None = None
+    class_names: list[str] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -98,6 +102,7 @@ class _Data:
         self.val = put(splits.val_x), put(splits.val_y)
         self.test = put(splits.test_x), put(splits.test_y)
         self.normalize = Normalize(splits.mean, splits.std)
+        self.class_names = list(splits.class_names)
 
 
 def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitResult:
@@ -129,10 +134,12 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
     if parts.ema:
         parts.ema.copy_to(model)  # the averaged weights are the trained result
     best.restore(model)
-    test_loss, test_acc = math.nan, math.nan
+    test_loss, test_acc, confusion = math.nan, math.nan, None
     if not state.skip_test:
+        classes = len(data.class_names)
+        confusion = torch.zeros(classes, classes, dtype=torch.long, device=device)
         test_loss, test_acc = evaluate(
-            parts.forward, *data.test, data.normalize, cfg.eval_batch_size, runtime
+            parts.forward, *data.test, data.normalize, cfg.eval_batch_size, runtime, confusion
         )
     chosen = state.history[best.epoch - 1]
     result = FitResult(
@@ -149,6 +156,8 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
         tested_epoch=best.epoch if cfg.restore_best else len(state.history),
         precision="bf16" if runtime.dtype == torch.bfloat16 else "fp32",
         fused_stem_blocks=runtime.fused_blocks,
+        test_confusion=confusion.tolist() if confusion is not None else None,
+        class_names=data.class_names,
     )
     _emit(callbacks, "on_fit_end", state, result)
     return result
@@ -218,11 +227,18 @@ def _train_epoch(state, parts: _Parts, cfg: TrainConfig, callbacks) -> EpochMetr
 
 @torch.no_grad()
 def evaluate(
-    model, images, labels, normalize, batch_size: int, runtime: Runtime | None = None
+    model,
+    images,
+    labels,
+    normalize,
+    batch_size: int,
+    runtime: Runtime | None = None,
+    confusion: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """Mean cross-entropy (no label smoothing) and accuracy; (NaN, NaN) for an empty split.
 
-    Without a runtime: fp32, batches in the layout of the model's conv weights.
+    Without a runtime: fp32, batches in the layout of the model's conv weights. A `confusion`
+    tensor [classes, classes] gets the counts of (true, predicted) added to it.
     """
     if len(images) == 0:
         return math.nan, math.nan
@@ -234,7 +250,10 @@ def evaluate(
     for x, y in eval_batches(images, labels, batch_size):
         logits = runtime.logits(model, normalize(x))
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
+        predicted = logits.argmax(1)
+        correct += (predicted == y).sum()
+        if confusion is not None:
+            confusion.index_put_((y, predicted), torch.ones_like(y), accumulate=True)
     model.train(was_training)
     return loss_sum.item() / len(images), correct.item() / len(images)
 

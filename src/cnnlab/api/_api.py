@@ -1,0 +1,424 @@
+"""cnnlab's public functions: everything the command line does, as calls that return results.
+
+    import cnnlab
+    cfg = cnnlab.load_config({"model": {"filters": 32}, "train": {"epochs": 2}})
+    cnnlab.summary(cfg)                          # the layer table, before any data is loaded
+    run = cnnlab.train(cfg)                      # RunResult: run_id, metrics, history, model
+    search = cnnlab.tune("configs/study-search.toml", engine="optuna", trials=8)
+    search.trials                                # one DataFrame row per trial
+    model = cnnlab.load_model(search.best_run_id)
+
+Errors are exceptions with the one-line messages the CLI prints (ConfigError for bad input,
+DataError for data, TrackingUnavailable for a server that is not there); exit codes belong to
+the CLI alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab.api._results import ReportResult, RunResult, StudyResult, TuneResult
+from cnnlab.config import Config, ConfigError, apply_override, from_dict, override_text, to_dict
+
+ConfigSource = str | Path | Mapping[str, Any] | Config | None
+Overrides = Sequence[str] | Mapping[str, Any]
+
+
+def _isolated(function: Callable) -> Callable:
+    """Leaves the process as the call found it: a notebook calls the API again and again, so
+    the thread count training sets and the environment settings tracking sets (MLflow's
+    telemetry switch, its HTTP timeouts) are put back when the call returns or raises."""
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        import torch
+
+        environ, threads = dict(os.environ), torch.get_num_threads()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            for key in set(os.environ) - set(environ):
+                del os.environ[key]
+            os.environ.update(environ)
+            torch.set_num_threads(threads)
+
+    return call
+
+
+def load_config(source: ConfigSource = None, overrides: Overrides = ()) -> Config:
+    """A checked config, parsed as strictly as the CLI parses it.
+
+    Args:
+        source: a TOML file's path, a dict of sections (`{"train": {"lr": 3e-4}}`), a Config,
+            or None for the defaults.
+        overrides: `["train.lr=3e-4"]` as `--set` takes them, or `{"train.lr": 3e-4}`.
+
+    Returns: a Config. Raises ConfigError naming the key, the expected and the actual value.
+    """
+    from cnnlab.config import load_config as load_file
+
+    items = _override_items(overrides)
+    if isinstance(source, Config):
+        source = to_dict(source)
+    if isinstance(source, Mapping):
+        raw = copy.deepcopy(dict(source))
+        for item in items:
+            apply_override(raw, item)
+        return from_dict(raw)
+    return load_file(source, items)
+
+
+def summary(config: ConfigSource = None, overrides: Overrides = ()):
+    """The architecture the config builds, layer by layer (shapes, parameters, multiply-adds,
+    final map, warnings), without loading data. Returns a ModelSummary (a table in Jupyter)."""
+    from cnnlab.runner import build
+
+    return build(load_config(config, overrides)).summary
+
+
+@_isolated
+def train(
+    config: ConfigSource = None,
+    overrides: Overrides = (),
+    *,
+    data_dir: str | None = None,
+    tracking_uri: str | None = None,
+    track: bool = True,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> RunResult:
+    """Trains one model; with track=True it is one MLflow run, as `cnnlab train` makes.
+
+    Args:
+        config, overrides: as for load_config.
+        data_dir: where Fashion-MNIST is (default: found or downloaded, as the CLI does).
+        tracking_uri: the MLflow store (default: MLFLOW_TRACKING_URI, tracking.uri, then
+            ./cnnlab-runs).
+        track: False trains without MLflow (run_id is then None).
+        progress: one progress bar over the epochs (a widget in Jupyter).
+        callbacks: cnnlab.training.Callback objects that observe the training loop.
+
+    Returns: a RunResult with the run id, end-of-run metrics, the per-epoch history as a
+    DataFrame, the trained model in eval mode and the loop's own FitResult (`fit`).
+    """
+    from cnnlab.runner import train_run
+    from cnnlab.training import EpochBar
+
+    cfg = load_config(config, overrides)
+    observers = [*callbacks, *([EpochBar()] if progress else [])]
+    outcome = train_run(
+        cfg, data_dir=data_dir, tracking_uri=tracking_uri, track=track, callbacks=observers
+    )
+    r = outcome.result
+    metrics = {
+        k: getattr(r, k)
+        for k in ("test_accuracy", "test_loss", "best_val_accuracy", "best_val_loss")
+    }
+    metrics |= {"best_epoch": r.best_epoch, "epochs_run": r.epochs_run, "seconds": r.seconds}
+    metrics["images_seen"] = r.images_seen
+    history = _frame([{"epoch": m.epoch, **m.as_dict()} for m in r.history])
+    outcome.model.eval()
+    artifacts = _artifact_uri(outcome.tracking_uri, outcome.run_id)
+    return RunResult(
+        outcome.run_id,
+        outcome.experiment,
+        outcome.tracking_uri,
+        cfg,
+        metrics,
+        history,
+        outcome.model,
+        artifacts,
+        data_dir,
+        outcome.result,
+    )
+
+
+@_isolated
+def tune(
+    config: ConfigSource = None,
+    overrides: Overrides = (),
+    *,
+    engine: str | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    data_dir: str | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    on_trial: Callable[[Any], None] | None = None,
+) -> TuneResult:
+    """Searches the config's [search.space], as `cnnlab tune` does; rerun to resume.
+
+    Args:
+        config, overrides: as for load_config; the config needs a [search.space].
+        engine: "hyperopt" or "optuna" (default: search.engine).
+        trials: trials in total, across resumes (default: search.trials).
+        timeout: seconds after which no new trial starts (default: search.timeout).
+        data_dir, tracking_uri: as for train.
+        progress: one progress bar over the trials.
+        on_trial: called with each trial's TrialRecord as it ends.
+
+    Returns: a TuneResult: the trials as a DataFrame (number, state, value, epochs, seconds,
+    run_id, reason and one column per searched key), the best trial's params, value, run id
+    and whole config, and the parent run id.
+    """
+    from cnnlab.config import SearchConfig
+    from cnnlab.search import run_search, trial_config
+
+    items = _override_items(overrides)
+    for key, value in (("engine", engine), ("trials", trials), ("timeout", timeout)):
+        if value is not None:
+            items.append(override_text(f"search.{key}", value))
+    cfg = load_config(config, items)
+    bar = _bar(cfg.search.trials, "trials") if progress else None
+
+    def observe(record) -> None:
+        counted = cfg.search.count_invalid or record.reason != "invalid_architecture"
+        if bar is not None and counted:  # samples drawn again do not count as trials
+            bar.update(1)
+        if on_trial is not None:
+            on_trial(record)
+
+    try:
+        result = run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=observe)
+    finally:
+        if bar is not None:
+            bar.close()
+    best = result.best
+    best_config = None
+    if best is not None:
+        best_config = dataclasses.replace(trial_config(cfg, best.params), search=SearchConfig())
+    return TuneResult(
+        result.parent_run_id,
+        result.search_id,
+        result.engine,
+        result.objective,
+        _trials_frame(result.records),
+        best.value if best else None,
+        dict(best.params) if best else None,
+        best.run_id if best else None,
+        best_config,
+        result.tracking_uri,
+        result,
+    )
+
+
+@_isolated
+def run_study(
+    folder: str | Path = "experiments",
+    *,
+    quick: bool = False,
+    only: str | None = None,
+    seeds: int | list[int] | None = None,
+    out: str | Path = "report",
+    tracking_uri: str | None = None,
+    data_dir: str | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> StudyResult:
+    """Runs a study folder step by step (each variant once per seed, resuming what is done),
+    then writes its report, as `cnnlab study` does.
+
+    Args:
+        folder: the study's step files. quick: tiny runs, a smoke test. only: one step.
+        seeds: a count or a list replacing every train step's seeds.
+        out: the report's folder. echo: where a line per run goes (None: nowhere).
+
+    Returns: a StudyResult with each step's outcome and the report's paths.
+    """
+    from cnnlab.study import run_study as run_steps
+
+    steps, uri = run_steps(
+        Path(folder),
+        quick=quick,
+        only=only,
+        seeds=seeds,
+        tracking_uri=tracking_uri,
+        data_dir=data_dir,
+        echo=echo or (lambda text: None),
+    )
+    written = report([s.experiment for s in steps], out=out, tracking_uri=uri, data_dir=data_dir)
+    return StudyResult(steps, uri, written)
+
+
+@_isolated
+def report(
+    experiments: Sequence[str] | None = None,
+    *,
+    out: str | Path = "report",
+    tracking_uri: str | None = None,
+    runs_dir: str = "cnnlab-runs",
+    data_dir: str | None = None,
+) -> ReportResult:
+    """Writes report.md, report.html and SVG plots from what MLflow recorded.
+
+    Args:
+        experiments: names to report (default: every experiment but Default).
+        out: the folder written. tracking_uri / runs_dir: the store (as for train).
+        data_dir: where the test set is, for the best model's confusion matrix.
+
+    Returns: a ReportResult with the paths written.
+    """
+    from cnnlab.config import TrackingConfig
+    from cnnlab.reports import confusion_from_run, write_report
+    from cnnlab.tracking import resolve_uri
+
+    uri = resolve_uri(TrackingConfig(runs_dir=runs_dir), tracking_uri)
+
+    def confusion(run):
+        return confusion_from_run(uri, run, data_dir)
+
+    names = list(experiments) if experiments is not None else None
+    paths = write_report(uri, names, Path(out), confusion=confusion)
+    return ReportResult(paths[-2], paths[-1], paths[:-2])
+
+
+@_isolated
+def load_run(
+    run: str, *, tracking_uri: str | None = None, runs_dir: str = "cnnlab-runs"
+) -> RunResult:
+    """A logged run back from any MLflow store: its config, metrics, history and its model with
+    the logged weights, in eval mode and laid out as it was trained, ready for `predict`.
+
+    Args:
+        run: a run id, or "runs:/<run id>".
+        tracking_uri / runs_dir: the store (as for train).
+    """
+    import torch
+
+    from cnnlab.config import TrackingConfig
+    from cnnlab.tracking import client, resolve_uri
+
+    run_id = run.removeprefix("runs:/").split("/")[0]
+    uri = resolve_uri(TrackingConfig(runs_dir=runs_dir), tracking_uri)
+    mlflow_client = client(uri)
+    try:
+        info = mlflow_client.get_run(run_id)
+    except Exception as exc:  # MlflowException: the store has no such run
+        raise ConfigError(f"run {run_id!r}: not found in {uri}") from exc
+    with _RunFiles(mlflow_client, run_id) as (cfg, weights_path):
+        state = torch.load(weights_path, weights_only=True, map_location="cpu")
+    model = _rebuilt(cfg, state)
+    metrics = dict(info.data.metrics)
+    history = _frame(_history(mlflow_client, run_id, metrics))
+    artifacts = info.info.artifact_uri
+    experiment = _experiment_name(mlflow_client, info)
+    return RunResult(run_id, experiment, uri, cfg, metrics, history, model, artifacts, None)
+
+
+def load_model(run: str, *, tracking_uri: str | None = None, runs_dir: str = "cnnlab-runs"):
+    """A logged run's network with its weights (torch.nn.Module, eval mode)."""
+    return load_run(run, tracking_uri=tracking_uri, runs_dir=runs_dir).model
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _override_items(overrides: Overrides) -> list[str]:
+    if isinstance(overrides, Mapping):
+        return [override_text(k, v) for k, v in overrides.items()]
+    if isinstance(overrides, str):
+        raise ConfigError(f"overrides: expected a list of 'section.key=value', got {overrides!r}")
+    return list(overrides)
+
+
+def _frame(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def _trials_frame(records):
+    keys = sorted({k for r in records for k in r.params})
+    rows = [
+        {
+            "number": r.number,
+            "state": r.status,
+            "value": r.value,
+            "epochs": r.epochs,
+            "seconds": r.seconds,
+            "run_id": r.run_id,
+            "reason": r.reason,
+            **{k: r.params.get(k) for k in keys},
+        }
+        for r in sorted(records, key=lambda r: r.number)
+    ]
+    columns = ["number", "state", "value", "epochs", "seconds", "run_id", "reason", *keys]
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _bar(total: int, unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit.rstrip("s"), desc=unit)
+
+
+def _artifact_uri(uri: str | None, run_id: str | None) -> str | None:
+    if not uri or not run_id:
+        return None
+    from cnnlab.tracking import client
+
+    return client(uri).get_run(run_id).info.artifact_uri
+
+
+class _RunFiles:
+    """config.toml and the weights of a run, in a temporary folder removed afterwards."""
+
+    def __init__(self, mlflow_client, run_id: str):
+        self.client, self.run_id = mlflow_client, run_id
+
+    def __enter__(self) -> tuple[Config, str]:
+        import tempfile
+
+        from cnnlab.config import load_config as load_file
+
+        self.tmp = tempfile.TemporaryDirectory()
+        try:
+            cfg_path = self.client.download_artifacts(self.run_id, "config.toml", self.tmp.name)
+            weights = self.client.download_artifacts(
+                self.run_id, "model/state_dict.pt", self.tmp.name
+            )
+        except Exception as exc:  # the run logged no config or no weights
+            self.tmp.cleanup()
+            raise ConfigError(
+                f"run {self.run_id!r}: no model to load (config.toml and model/state_dict.pt "
+                "are logged by runs with tracking.log_weights = true)"
+            ) from exc
+        return load_file(Path(cfg_path)), weights
+
+    def __exit__(self, *exc) -> None:
+        self.tmp.cleanup()
+
+
+def _rebuilt(cfg: Config, state: dict):
+    import torch
+
+    from cnnlab.data import DATASET_SHAPES
+    from cnnlab.models import create_model
+    from cnnlab.training import Runtime
+
+    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
+    model = create_model(cfg.model, input_shape, classes)
+    model.load_state_dict(state)
+    Runtime.from_config(cfg.train, torch.device("cpu"), model).prepare(model)
+    return model.eval()
+
+
+def _history(mlflow_client, run_id: str, metrics: dict[str, float]) -> list[dict[str, Any]]:
+    keys = ("train_loss", "val_loss", "val_accuracy", "lr", "images_seen", "epoch_seconds")
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for key in keys:
+        if key in metrics:
+            for m in mlflow_client.get_metric_history(run_id, key):
+                by_epoch.setdefault(m.step, {"epoch": m.step})[key] = m.value
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _experiment_name(mlflow_client, run) -> str:
+    return mlflow_client.get_experiment(run.info.experiment_id).name
