@@ -122,3 +122,24 @@ def test_calls_leave_the_process_as_they_found_it(uri, monkeypatch):
             signal.getsignal(signal.SIGTERM),
         )
         assert after == before
+
+
+def test_run_study_returns_its_steps_and_report(uri, tmp_path, fmnist):
+    study = tmp_path / "mini"
+    study.mkdir()
+    (study / "1-one.toml").write_text(
+        '[step]\nvariants = [{ name = "a" }, { name = "b", set = ["model.filters=4"] }]\n'
+        "seeds = 2\n[data]\ntrain_limit = 500\nval_fraction = 0.05\n"
+        "[model]\nfilters = 8\nhidden_units = [16]\n[train]\nepochs = 1\n"
+    )
+    lines = []
+    result = cnnlab.run_study(
+        study, out=tmp_path / "out", tracking_uri=uri, progress=False, echo=lines.append
+    )
+    assert [(s.step, s.runs, s.skipped) for s in result.steps] == [("1-one", 4, False)]
+    assert result.report.html.exists()
+    assert "test accuracy vs reference" in result.report.markdown.read_text()
+    assert "1-one" in result._repr_html_() and "4 run(s)" in str(result)
+    assert len([line for line in lines if "seed=" in line]) == 4
+    again = cnnlab.run_study(study, out=tmp_path / "out", tracking_uri=uri, progress=False)
+    assert again.steps[0].skipped

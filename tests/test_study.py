@@ -192,9 +192,11 @@ def test_seeds_run_tag_and_resume_per_variant_and_seed(tmp_path, monkeypatch, fm
         TINY_STEP.format(epochs=1).replace("[data]", "seeds = [1, 2]\n[data]")
     )
     uri = default_uri(tmp_path / "runs")
-    lines = []
-    results, _ = run_study(study, tracking_uri=uri, echo=lines.append)
-    assert results[0].runs == 4
+    lines, counts = [], []
+    results, _ = run_study(
+        study, tracking_uri=uri, echo=lines.append, on_run=lambda *c: counts.append(c)
+    )
+    assert results[0].runs == 4 and counts == [(1, 4), (2, 4), (3, 4), (4, 4)]
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("seeded/1-widths")
     runs = client.search_runs([exp.experiment_id])

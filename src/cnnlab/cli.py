@@ -224,6 +224,7 @@ def cmd_study(args) -> int:
         out=args.out,
         tracking_uri=args.tracking_uri,
         data_dir=args.data_dir,
+        progress=False,
         echo=None if args.quiet else print,
     )
     report = study.report

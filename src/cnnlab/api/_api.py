@@ -218,7 +218,8 @@ def run_study(
     out: str | Path = "report",
     tracking_uri: str | None = None,
     data_dir: str | None = None,
-    echo: Callable[[str], None] | None = print,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
 ) -> StudyResult:
     """Runs a study folder step by step (each variant once per seed, resuming what is done),
     then writes its report, as `cnnlab study` does.
@@ -226,21 +227,35 @@ def run_study(
     Args:
         folder: the study's step files. quick: tiny runs, a smoke test. only: one step.
         seeds: a count or a list replacing every train step's seeds.
-        out: the report's folder. echo: where a line per run goes (None: nowhere).
+        out: the report's folder.
+        progress: one progress bar over the runs (a widget in Jupyter).
+        echo: where a line per step and per run goes, with its figures and the time left
+            (e.g. print; None: nowhere).
 
     Returns: a StudyResult with each step's outcome and the report's paths.
     """
     from cnnlab.study import run_study as run_steps
 
-    steps, uri = run_steps(
-        Path(folder),
-        quick=quick,
-        only=only,
-        seeds=seeds,
-        tracking_uri=tracking_uri,
-        data_dir=data_dir,
-        echo=echo or (lambda text: None),
-    )
+    bar = _bar(None, "runs") if progress else None
+
+    def on_run(done: int, planned: int) -> None:
+        bar.total = planned
+        bar.update(done - bar.n)
+
+    try:
+        steps, uri = run_steps(
+            Path(folder),
+            quick=quick,
+            only=only,
+            seeds=seeds,
+            tracking_uri=tracking_uri,
+            data_dir=data_dir,
+            echo=echo or (lambda text: None),
+            on_run=on_run if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     written = report([s.experiment for s in steps], out=out, tracking_uri=uri, data_dir=data_dir)
     return StudyResult(steps, uri, written)
 
@@ -353,7 +368,7 @@ def _trials_frame(records):
     return pd.DataFrame(rows, columns=columns)
 
 
-def _bar(total: int, unit: str):
+def _bar(total: int | None, unit: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit=unit.rstrip("s"), desc=unit)

@@ -45,16 +45,18 @@ class _Job:
 class Progress:
     """Counts finished runs and images; the time left assumes the rate of the work so far."""
 
-    def __init__(self, jobs: list[_Job], echo: Callable[[str], None]):
+    def __init__(self, jobs: list[_Job], on_run: Callable[[int, int], None] | None = None):
         self.runs_total = sum(_runs_of(j) for j in jobs)
         self.images_total = sum(j.images for j in jobs)
         self.runs = self.images = 0
         self.started = time.perf_counter()
-        self.echo = echo
+        self.on_run = on_run  # (runs done, runs planned), after each run: a progress bar
 
     def advance(self, images: int, runs: int = 1) -> str:
         self.runs += runs
         self.images += images
+        if self.on_run is not None and runs:
+            self.on_run(self.runs, self.runs_total)
         elapsed = time.perf_counter() - self.started
         text = f"run {self.runs}/{self.runs_total}, {_clock(elapsed)} elapsed"
         if 0 < self.images < self.images_total:
@@ -73,10 +75,12 @@ def run_study(
     data_dir: str | None = None,
     tune: Callable[..., Any] | None = None,
     echo: Callable[[str], None] = print,
+    on_run: Callable[[int, int], None] | None = None,
 ) -> tuple[list[StepResult], str]:
     """Runs every step in order; returns what happened per step and the tracking URI.
 
-    `seeds` (a count or a list) replaces every train step's own `seeds`.
+    `seeds` (a count or a list) replaces every train step's own `seeds`. `echo` gets a line
+    per step and per run; `on_run(done, planned)` is called after each run.
     """
     from cnnlab.tracking import client, resolve_uri
 
@@ -86,7 +90,7 @@ def run_study(
     uri = resolve_uri(first.tracking, tracking_uri)
     mlflow_client = client(uri)
     plans = {s.name: _plan(s, prefix, quick, seeds, mlflow_client) for s in steps}
-    progress = Progress([j for plan in plans.values() for j in plan.jobs], echo)
+    progress = Progress([j for plan in plans.values() for j in plan.jobs], on_run)
     results = []
     for step in steps:
         run = _Runner(step, prefix, quick, uri, mlflow_client, data_dir, progress, echo)
