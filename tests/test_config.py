@@ -160,3 +160,19 @@ def test_a_bad_base_is_one_clear_line(tmp_path, text, message):
     (tmp_path / "c.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "c.toml")
+
+
+def test_a_section_is_checked_where_it_is_made():
+    from cnnlab.config import CnnConfig, ConvnetConfig, TrainConfig
+
+    with pytest.raises(ConfigError, match=r"^model.filters: expected > 0, got -1$"):
+        CnnConfig(filters=-1)
+    with pytest.raises(ConfigError, match=r"^model.filters: expected > 0, got 'x'$"):
+        CnnConfig(filters="x")  # a wrong type made in code, not parsed
+    with pytest.raises(ConfigError, match=r"^model.channels: expected > 0, got \[8, 0\]$"):
+        ConvnetConfig(channels=[8, 0])
+    with pytest.raises(ConfigError, match="train.lr: expected a finite number"):
+        dataclasses.replace(TrainConfig(), lr=float("inf"))
+    with pytest.raises(ConfigError, match="train.nesterov: needs train.momentum > 0"):
+        TrainConfig(optimizer="sgd", nesterov=True, momentum=0.0)
+    assert CnnConfig(filters=8).filters == 8

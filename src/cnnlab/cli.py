@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from cnnlab._signals import deliver
 
@@ -283,11 +282,10 @@ def cmd_server(args) -> int:
 
 def cmd_ui(args) -> int:
     from cnnlab.config import TrackingConfig
-    from cnnlab.tracking import resolve_uri
+    from cnnlab.tracking import prepare_store, resolve_uri
 
     uri = resolve_uri(TrackingConfig(runs_dir=args.runs_dir), args.tracking_uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    prepare_store(uri)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     print(f"MLflow UI on http://127.0.0.1:{args.port} for {uri} (Ctrl-C stops it)", flush=True)

@@ -17,11 +17,52 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message is one line naming where and what."""
+
+
+# Range checks that types cannot express: (test, what is expected); each section names its own
+# next to its fields, and runs them where it is made, so no invalid section exists anywhere.
+_POSITIVE = (lambda v: v > 0, "> 0")
+_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
+_FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+class _Checked:
+    """A config section that checks its values when made (and when dataclasses.replace remakes
+    it): a failed check raises ConfigError naming `section.key`, expected and actual."""
+
+    SECTION: ClassVar[str] = ""
+    CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {}  # field -> (test, what is expected)
+
+    def __post_init__(self) -> None:
+        check_values(self, self.SECTION, self.CHECKS)
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Checks that involve several fields; none by default."""
+
+
+def check_values(section_obj: Any, section: str, checks: dict[str, tuple[Any, str]]) -> None:
+    """Each field against its range check; a list is checked item by item; NaN fails every
+    comparison and infinity is refused, so neither slips through."""
+    for f in dataclasses.fields(section_obj):
+        value = getattr(section_obj, f.name)
+        if isinstance(value, dict):
+            continue  # a search space: cnnlab.search checks its distributions
+        rule = checks.get(f.name)
+        values = value if isinstance(value, list) else [value]
+        try:
+            ok = rule is None or all(rule[0](v) for v in values)
+        except TypeError:  # a value of the wrong type, made in code rather than parsed
+            ok = False
+        if not ok:
+            raise ConfigError(f"{section}.{f.name}: expected {rule[1]}, got {value!r}")
+        if any(isinstance(v, float) and math.isinf(v) for v in values):
+            raise ConfigError(f"{section}.{f.name}: expected a finite number, got {value!r}")
 
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -32,7 +73,13 @@ PrecisionName = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Checked):
+    SECTION: ClassVar[str] = "data"
+    CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "val_fraction": _FRACTION,
+        "train_limit": _AT_LEAST_0,
+    }
+
     dataset: Literal["fashion-mnist"] = "fashion-mnist"  # the only dataset so far
     val_fraction: float = 0.1  # share of the training set held out for model selection, [0, 1)
     train_limit: int = 0  # train on this many images of the training split; 0 = all of them
@@ -41,8 +88,18 @@ class DataConfig:
 
 
 @dataclass
-class CnnConfig:
+class CnnConfig(_Checked):
     """Conv blocks (conv, [BatchNorm], activation, [Dropout2d], max-pool), then a dense head."""
+
+    SECTION: ClassVar[str] = "model"
+    CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "filters": _POSITIVE,
+        "kernel_size": _POSITIVE,
+        "num_layers": _POSITIVE,
+        "pool_size": _POSITIVE,
+        "conv_dropout": _FRACTION,
+        "dropout": _FRACTION,
+    }
 
     name: Literal["cnn"] = "cnn"
     filters: int = 64  # output channels of every conv block
@@ -57,20 +114,44 @@ class CnnConfig:
     hidden_units: list[int] = field(default_factory=lambda: [128, 64])  # dense head widths
     dropout: float = 0.0  # Dropout after each hidden activation of the head, [0, 1)
 
+    def _check_together(self) -> None:
+        pads = self.padding if isinstance(self.padding, list) else [self.padding]
+        if not pads or not all(isinstance(p, int) and p >= 0 for p in pads):
+            raise ConfigError(f"model.padding: expected integers >= 0, got {self.padding!r}")
+        if not all(u > 0 for u in self.hidden_units):
+            raise ConfigError(f"model.hidden_units: expected widths > 0, got {self.hidden_units!r}")
+
 
 @dataclass
-class MlpConfig:
+class MlpConfig(_Checked):
     """Fully connected network on the flattened image."""
+
+    SECTION: ClassVar[str] = "model"
+    CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "dropout": _FRACTION,
+    }
 
     name: Literal["mlp"] = "mlp"
     units: list[int] = field(default_factory=lambda: [256, 128])  # hidden layer widths
     dropout: float = 0.0  # Dropout after each hidden activation, [0, 1)
     activation: ActivationName = "relu"
 
+    def _check_together(self) -> None:
+        if not all(u > 0 for u in self.units):
+            raise ConfigError(f"model.units: expected widths > 0, got {self.units!r}")
+
 
 @dataclass
-class ConvnetConfig:
+class ConvnetConfig(_Checked):
     """A fast BatchNorm net: per stage conv-BN-act blocks then max-pool 2; global pool, linear."""
+
+    SECTION: ClassVar[str] = "model"
+    CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "dropout": _FRACTION,
+        "width": _POSITIVE,
+        "convs_per_stage": _POSITIVE,
+        "channels": _POSITIVE,
+    }
 
     name: Literal["convnet"] = "convnet"
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # per stage, before width
@@ -87,7 +168,28 @@ ModelConfig = CnnConfig | MlpConfig | ConvnetConfig
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Checked):
+    SECTION: ClassVar[str] = "train"
+    CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "epochs": _POSITIVE,
+        "steps_per_epoch": _AT_LEAST_0,
+        "batch_size": _POSITIVE,
+        "lr": _POSITIVE,
+        "weight_decay": _AT_LEAST_0,
+        "momentum": _FRACTION,
+        "step_size": _POSITIVE,
+        "gamma": (lambda v: 0 < v <= 1, "in (0, 1]"),
+        "plateau_patience": _AT_LEAST_0,
+        "pct_start": (lambda v: 0 < v < 1, "in (0, 1)"),
+        "label_smoothing": _FRACTION,
+        "early_stopping": _AT_LEAST_0,
+        "eval_batch_size": _POSITIVE,
+        "crop_padding": _AT_LEAST_0,
+        "erase": _FRACTION,
+        "ema": _FRACTION,
+        "threads": _AT_LEAST_0,
+    }
+
     epochs: int = 10  # upper bound; early stopping may end sooner
     steps_per_epoch: int = 0  # batches per epoch; 0 = one pass over the training split
     batch_size: int = 64  # images per optimizer step
@@ -120,9 +222,15 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model; compiling costs about a minute on 2 cores
     threads: int = 0  # torch intra-op threads; 0 = one per core this process may use
 
+    def _check_together(self) -> None:
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ConfigError("train.nesterov: needs train.momentum > 0, got 0.0")
+
 
 @dataclass
-class TrackingConfig:
+class TrackingConfig(_Checked):
+    SECTION: ClassVar[str] = "tracking"
+
     experiment: str = "cnnlab"  # MLflow experiment name
     run_name: str = ""  # MLflow run name; empty = MLflow picks one
     runs_dir: str = "cnnlab-runs"  # home of the default store: mlflow.db and artifacts/
@@ -131,8 +239,18 @@ class TrackingConfig:
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(_Checked):
     """How `cnnlab tune` explores configs; `cnnlab train` ignores this section."""
+
+    SECTION: ClassVar[str] = "search"
+    CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "trials": _POSITIVE,
+        "timeout": _AT_LEAST_0,
+        "startup_trials": _AT_LEAST_0,
+        "pruner_startup": _AT_LEAST_0,
+        "pruner_warmup": _AT_LEAST_0,
+        "heartbeat": _POSITIVE,
+    }
 
     engine: Literal["hyperopt", "optuna"] = "hyperopt"  # library that proposes trials
     algo: Literal["tpe", "random"] = "tpe"  # proposal algorithm, in either engine
@@ -297,9 +415,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
         if not isinstance(raw[section], dict):
             raise ConfigError(f"[{section}] must be a table, got {type(raw[section]).__name__}")
     kwargs = {name: _build(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
-    cfg = Config(model=_build_model(raw.get("model", {})), **kwargs)
-    check(cfg)
-    return cfg
+    return Config(model=_build_model(raw.get("model", {})), **kwargs)
 
 
 def _build_model(table: dict[str, Any]) -> ModelConfig:
@@ -309,7 +425,10 @@ def _build_model(table: dict[str, Any]) -> ModelConfig:
             f"model.name: unknown model {name!r}{_closest(str(name), list(MODEL_CONFIGS))}; "
             f"expected one of {', '.join(MODEL_CONFIGS)}"
         )
-    return _build(MODEL_CONFIGS[name], table, "model", f" of model {name!r}")
+    model = _build(MODEL_CONFIGS[name], table, "model", f" of model {name!r}")
+    if not isinstance(model, _Checked):  # a family the user registered: finite numbers at least
+        check_values(model, "model", {})
+    return model
 
 
 def _build(cls: type, table: dict[str, Any], section: str, where: str = "") -> Any:
@@ -380,78 +499,6 @@ def _type_name(hint: Any) -> str:
 
 def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
-
-
-# ---------------------------------------------------------------- value checks
-
-# (section, key) -> (test, what is expected); the test sees the already type-checked value.
-_POSITIVE = (lambda v: v > 0, "> 0")
-_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
-_FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
-_RULES: dict[tuple[str, str], tuple[Any, str]] = {
-    ("data", "val_fraction"): _FRACTION,
-    ("data", "train_limit"): _AT_LEAST_0,
-    ("model", "filters"): _POSITIVE,
-    ("model", "kernel_size"): _POSITIVE,
-    ("model", "num_layers"): _POSITIVE,
-    ("model", "pool_size"): _POSITIVE,
-    ("model", "conv_dropout"): _FRACTION,
-    ("model", "dropout"): _FRACTION,
-    ("train", "epochs"): _POSITIVE,
-    ("train", "steps_per_epoch"): _AT_LEAST_0,
-    ("train", "batch_size"): _POSITIVE,
-    ("train", "lr"): _POSITIVE,
-    ("train", "weight_decay"): _AT_LEAST_0,
-    ("train", "momentum"): _FRACTION,
-    ("train", "step_size"): _POSITIVE,
-    ("train", "gamma"): (lambda v: 0 < v <= 1, "in (0, 1]"),
-    ("train", "plateau_patience"): _AT_LEAST_0,
-    ("train", "pct_start"): (lambda v: 0 < v < 1, "in (0, 1)"),
-    ("train", "label_smoothing"): _FRACTION,
-    ("train", "early_stopping"): _AT_LEAST_0,
-    ("train", "eval_batch_size"): _POSITIVE,
-    ("search", "trials"): _POSITIVE,
-    ("search", "timeout"): _AT_LEAST_0,
-    ("search", "startup_trials"): _AT_LEAST_0,
-    ("search", "pruner_startup"): _AT_LEAST_0,
-    ("search", "pruner_warmup"): _AT_LEAST_0,
-    ("search", "heartbeat"): _POSITIVE,
-    ("train", "crop_padding"): _AT_LEAST_0,
-    ("train", "erase"): _FRACTION,
-    ("train", "ema"): _FRACTION,
-    ("train", "threads"): _AT_LEAST_0,
-    ("model", "width"): _POSITIVE,
-    ("model", "convs_per_stage"): _POSITIVE,
-    ("model", "channels"): _POSITIVE,
-}
-
-
-def check(cfg: Config) -> None:
-    """Range checks that types cannot express; NaN fails every comparison, so it is caught too."""
-    search = {f"search.{k}": v for k, v in to_dict(cfg)["search"].items() if k != "space"}
-    for key, value in {**flatten(cfg), **search}.items():
-        section, name = key.split(".")
-        rule = _RULES.get((section, name))
-        values = value if isinstance(value, list) else [value]
-        if rule and not all(rule[0](v) for v in values):
-            raise ConfigError(f"{key}: expected {rule[1]}, got {value!r}")
-        if isinstance(value, float) and math.isinf(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-    if cfg.train.optimizer == "sgd" and cfg.train.nesterov and cfg.train.momentum == 0:
-        raise ConfigError("train.nesterov: needs train.momentum > 0, got 0.0")
-    model = cfg.model
-    if isinstance(model, CnnConfig):
-        _check_cnn(model)
-    if isinstance(model, MlpConfig) and not all(u > 0 for u in model.units):
-        raise ConfigError(f"model.units: expected widths > 0, got {model.units!r}")
-
-
-def _check_cnn(model: CnnConfig) -> None:
-    pads = model.padding if isinstance(model.padding, list) else [model.padding]
-    if not pads or any(p < 0 for p in pads):
-        raise ConfigError(f"model.padding: expected integers >= 0, got {model.padding!r}")
-    if not all(u > 0 for u in model.hidden_units):
-        raise ConfigError(f"model.hidden_units: expected widths > 0, got {model.hidden_units!r}")
 
 
 # ---------------------------------------------------------------- views

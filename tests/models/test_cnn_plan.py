@@ -46,9 +46,11 @@ def test_depth_shrinks_map_below_one_pixel():
         ({"padding": []}, "model.padding"),
     ],
 )
-def test_values_config_checks_would_reject(changes, match):
-    with pytest.raises(ArchitectureError, match=match):
-        plan_cnn(CnnConfig(**changes))
+def test_values_out_of_range_are_refused_where_the_config_is_made(changes, match):
+    from cnnlab.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        CnnConfig(**changes)
 
 
 def test_non_square_input():

@@ -149,8 +149,11 @@ def test_the_library_is_built_once_per_machine(monkeypatch, tmp_path):
 
 
 def test_a_failed_build_warns_and_leaves_no_file(monkeypatch, tmp_path, caplog):
+    failing = tmp_path / "failing-cc"
+    failing.write_text("#!/bin/sh\nexit 1\n")
+    failing.chmod(0o755)
     monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("CC", str(failing))
     with caplog.at_level(logging.WARNING):
         assert _native.load_library.__wrapped__("_stem.c") is None
     assert "could not build _stem.c" in caplog.text and "using PyTorch" in caplog.text
@@ -161,6 +164,7 @@ def test_a_compile_error_leaves_no_partial_library(tmp_path):
     source = tmp_path / "broken.c"
     source.write_text("int f(void) { return }\n")
     target = tmp_path / "out" / "broken.so"
+    target.parent.mkdir()
     with pytest.raises(_native.subprocess.CalledProcessError):
         _native.build(source, target, _native.compiler())
     assert list(target.parent.iterdir()) == []

@@ -7,17 +7,28 @@ flags and the CPU's feature flags. It is built with -march=native, so a cache sh
 machines (an NFS home) never hands one CPU another CPU's instructions. The compiler writes a
 private temporary file that is renamed into place: an interrupted or failed build leaves no
 partial library for the next process, and workers building at once each rename a whole file.
+
+The name is predictable, so whoever could write there could have their code run in this
+process. Nothing is built or loaded unless `native/` is a real directory owned by this user;
+it is made (or tightened to) mode 0700, so no one else can add or swap files in it. A library
+is loaded only if it is a regular file (not a symlink) owned by this user and writable by no
+one else, checked on the open descriptor it is then loaded through; any other file there, or
+one that will not load, is replaced by a fresh private build. Any failure falls back to
+PyTorch's ops with one warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -32,20 +43,43 @@ CFLAGS = ("-O3", "-march=native", "-std=gnu11", "-fPIC", "-shared")
 # libgomp.so.1), so they share its thread pool; a compiler without OpenMP builds them serial.
 OPENMP = ("-fopenmp",)
 BUILD_TIMEOUT_S = 120.0
+_FD_DIR = Path("/proc/self/fd")  # Linux: a path that opens an already open descriptor's file
+
+
+class _Fallback(Exception):
+    """Why PyTorch's ops are used instead: the one warning load_library logs."""
 
 
 def compiler() -> str | None:
-    """$CC if set, else the first of cc, gcc and clang on PATH."""
+    """$CC if set (a command line: "ccache gcc" works), else the first of cc, gcc and clang on
+    PATH."""
     if os.environ.get("CC"):
         return os.environ["CC"]
     return next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+
+
+def _missing(cc: str | None) -> str | None:
+    """Why `cc` cannot be run, in a few words; None when it can."""
+    if cc is None:
+        return "cc, gcc, clang or $CC"
+    try:
+        argv = shlex.split(cc)
+    except ValueError as e:
+        return f"$CC={cc!r} is malformed: {e}"
+    if not argv or shutil.which(argv[0]) is None:
+        return f"$CC={cc!r} is not found"
+    return None
 
 
 def library_path(source: Path, cc: str) -> Path:
     """Where the build of `source` by `cc` for this CPU is cached."""
     try:
         version = subprocess.run(
-            [cc, "--version"], capture_output=True, text=True, timeout=30, check=False
+            [*shlex.split(cc), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         version = ""
@@ -61,8 +95,8 @@ def library_path(source: Path, cc: str) -> Path:
 
 
 def build(source: Path, target: Path, cc: str) -> None:
-    """Compile `source` into `target` atomically; OSError or CalledProcessError on failure."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Compile `source` into `target` (in an existing folder) atomically, replacing whatever is
+    there; OSError or CalledProcessError on failure."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     try:
@@ -70,6 +104,9 @@ def build(source: Path, target: Path, cc: str) -> None:
             _compile(cc, [*CFLAGS, *OPENMP, str(source), "-o", tmp])
         except subprocess.CalledProcessError:
             _compile(cc, [*CFLAGS, str(source), "-o", tmp])  # the error, if any, is this one's
+        # The linker recreates its output with 0777 & ~umask: a umask of 002 would leave the
+        # library group-writable, which the loader then refuses.
+        os.chmod(tmp, 0o700)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -77,30 +114,129 @@ def build(source: Path, target: Path, cc: str) -> None:
 
 
 def _compile(cc: str, args: list[str]) -> None:
-    subprocess.run([cc, *args], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=True)
+    subprocess.run(
+        [*shlex.split(cc), *args],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=True,
+    )
+
+
+def _private_folder(folder: Path) -> None:
+    """Make `folder` if missing and make sure only we can write it; _Fallback if it is not ours."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)  # as umask allows; tightened below
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        why = "is a symlink" if stat.S_ISLNK(st.st_mode) else "is not a directory"
+        raise _Fallback(f"{folder} {why}; not loading native code from it")
+    if st.st_uid != os.geteuid():
+        raise _Fallback(
+            f"{folder} is owned by uid {st.st_uid}, not you; not loading native code from it"
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        # Ours, so ours to fix. Files others could write in until now are still each checked
+        # before loading (and rebuilt when they fail), as every file is.
+        log.info("cnnlab: making %s private (mode %o -> 700)", folder, stat.S_IMODE(st.st_mode))
+        os.chmod(folder, 0o700)
+
+
+def _untrusted(st: os.stat_result) -> str | None:
+    """Why a library file with this status must not be loaded; None when it may."""
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid != os.geteuid():
+        return f"owned by uid {st.st_uid}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by others"
+    return None
+
+
+def _load_private(path: Path) -> ctypes.CDLL | None:
+    """`path` loaded if it is a regular file of ours that only we can write; None when it is
+    missing or is not such a file. OSError when a file that passes will not load."""
+    try:
+        # NOFOLLOW: a symlink fails (ELOOP) instead of opening its target; NONBLOCK: a FIFO
+        # planted while the folder was open to others cannot hang the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        log.info("cnnlab: rebuilding %s (%s)", path, e.strerror)
+        return None
+    loaded = False
+    try:
+        st = os.fstat(fd)
+        why = _untrusted(st)
+        if why:
+            log.info("cnnlab: rebuilding %s (%s)", path, why)
+            return None
+        lib = ctypes.CDLL(_loadable_name(fd, path, st))
+        loaded = True
+        return lib
+    except OSError as e:
+        raise OSError(f"cannot load {path}: {e}") from e
+    finally:
+        # After a load through /proc/self/fd/N the descriptor stays open for good: glibc knows
+        # a library by the name it was opened with, and a later dlopen of a reused N would hand
+        # back this library instead of opening the new file. (It cannot be unloaded anyway.)
+        if not (loaded and _FD_DIR.is_dir()):
+            os.close(fd)
+
+
+def _loadable_name(fd: int, path: Path, checked: os.stat_result) -> str:
+    """A name for dlopen that reaches the file checked through `fd`."""
+    if _FD_DIR.is_dir():
+        return str(_FD_DIR / str(fd))  # the very file fstat saw: no swap can slip in between
+    # No /proc (macOS, BSD): check the path again right before loading. A swap between this
+    # and dlopen would need write access to the folder, which is ours alone (0700).
+    st = os.lstat(path)
+    if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
+        raise OSError(f"{path} changed while being loaded")
+    return str(path)
+
+
+def _load(source: Path) -> ctypes.CDLL:
+    """The private build of `source`, made if missing or untrusted; _Fallback says why not."""
+    cc = compiler()
+    missing = _missing(cc)
+    if missing or cc is None:
+        raise _Fallback(f"no C compiler ({missing}) to build {source.name}")
+    target = library_path(source, cc)
+    _private_folder(target.parent)
+    try:
+        try:
+            lib = _load_private(target)
+        except OSError as e:  # ours and private, yet will not load (say, truncated): rebuild once
+            log.info("cnnlab: rebuilding %s", e)
+            lib = None
+        if lib is None:
+            build(source, target, cc)
+            lib = _load_private(target)
+        if lib is None:
+            raise OSError(f"{target} is not a private regular file after the build")
+        return lib
+    except subprocess.CalledProcessError as e:
+        first = (e.stderr or "").strip().splitlines()[:1]
+        reason = first[0] if first else f"exit code {e.returncode}"
+        raise _Fallback(f"could not build {source.name} with {cc} ({reason})") from e
+    except (OSError, subprocess.SubprocessError) as e:
+        raise _Fallback(f"could not build {source.name} with {cc} ({e})") from e
 
 
 # One build and one load per process: a loaded shared library cannot be unloaded anyway.
 @functools.cache
 def load_library(name: str) -> ctypes.CDLL | None:
     """The kernel `name` (a .c file beside this module), built if needed; None, with a warning
-    naming the reason, when there is no compiler or the build fails."""
-    source = Path(__file__).with_name(name)
-    cc = compiler()
-    if cc is None:
-        log.warning(
-            "cnnlab: no C compiler (cc, gcc, clang or $CC) to build %s; using PyTorch", name
-        )
-        return None
-    target = library_path(source, cc)
+    naming the reason, when there is no compiler, the cache folder is not ours, or the build or
+    the load fails. Never raises: the native path must not fail a run."""
     try:
-        if not target.exists():
-            build(source, target, cc)
-        return ctypes.CDLL(str(target))
-    except subprocess.CalledProcessError as e:
-        first = (e.stderr or "").strip().splitlines()[:1]
-        reason = first[0] if first else f"exit code {e.returncode}"
-    except (OSError, subprocess.SubprocessError) as e:
+        return _load(Path(__file__).with_name(name))
+    except _Fallback as e:
         reason = str(e)
-    log.warning("cnnlab: could not build %s with %s (%s); using PyTorch", name, cc, reason)
+    except Exception as e:  # anything unforeseen: PyTorch's ops still work
+        reason = f"could not build {name} ({type(e).__name__}: {e})"
+    log.warning("cnnlab: %s; using PyTorch", reason)
     return None

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from cnnlab.config import CnnConfig
 from cnnlab.models._blocks import ArchitectureError, check_io
 
-_COUNTS = ("filters", "kernel_size", "num_layers", "pool_size")  # fields that must be >= 1
-
 
 @dataclass(frozen=True)
 class BlockPlan:
@@ -36,20 +34,15 @@ def block_paddings(cfg: CnnConfig) -> list[int]:
     Values past the last block are unused, so a search over num_layers can keep one padding
     list (the course's [1, 0] with a single block is a 1-block net padded by 1).
     """
-    pads = cfg.padding if isinstance(cfg.padding, list) else [cfg.padding]
-    if not pads or any(p < 0 for p in pads):
-        raise ArchitectureError(
-            f"model.padding: expected one or more integers >= 0, got {cfg.padding!r}"
-        )
+    pads = cfg.padding if isinstance(cfg.padding, list) else [cfg.padding]  # checked by CnnConfig
     return [pads[min(i, len(pads) - 1)] for i in range(cfg.num_layers)]
 
 
 def plan_cnn(cfg: CnnConfig, input_shape: Sequence[int] = (1, 28, 28)) -> list[BlockPlan]:
-    """Sizes of every conv block; ArchitectureError naming the block that does not fit."""
+    """Sizes of every conv block; ArchitectureError naming the block that does not fit.
+
+    The counts and paddings are in range: a CnnConfig checks them when it is made."""
     channels, height, width = check_io(input_shape, 1)
-    for name in _COUNTS:
-        if getattr(cfg, name) < 1:
-            raise ArchitectureError(f"model.{name}: expected >= 1, got {getattr(cfg, name)!r}")
     plans: list[BlockPlan] = []
     size = (height, width)
     for block, padding in enumerate(block_paddings(cfg), start=1):

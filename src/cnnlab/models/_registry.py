@@ -62,7 +62,7 @@ def register_model(
         name: the family's name in configs, search spaces and MLflow params.
         config_class: a dataclass of the family's settings, each with a default and a type
             (parsed as strictly as the built-in sections), with a `name` field defaulting to
-            `name`.
+            `name`. Range checks go in its `__post_init__`, raising cnnlab.ConfigError.
         builder: `(cfg, input_shape, num_classes) -> nn.Module` for float [B, C, H, W] input.
         check: optional `(cfg, input_shape) -> anything`, raising ArchitectureError for a
             config no network can be built from, in microseconds (searches call it per trial).

@@ -105,10 +105,11 @@ def _overview(uri: str, records: list[ExperimentRecord], quick: bool) -> Section
 
 def _shown(uri: str) -> str:
     """An embedded store under the working directory is named relative to it."""
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        if path.is_relative_to(Path.cwd()):
-            return f"sqlite:///{path.relative_to(Path.cwd())}"
+    from cnnlab.tracking import store_file
+
+    path = store_file(uri)
+    if path is not None and path.is_relative_to(Path.cwd()):
+        return f"sqlite:///{path.relative_to(Path.cwd())}"
     return uri
 
 

@@ -31,7 +31,7 @@ from cnnlab.search._optuna import OptunaEngine
 from cnnlab.search._records import TrialRecord, best_of, counts
 from cnnlab.search._shared import SCHEMES, SharedStudy, open_storage, redact
 from cnnlab.search._space import Space, parse_space, space_to_dict
-from cnnlab.tracking import resolve_uri
+from cnnlab.tracking import resolve_uri, store_file
 
 # Settings that may change between a search and its resumption without making it another one.
 _NOT_IDENTITY = ("trials", "timeout", "state_dir", "storage", "heartbeat")
@@ -115,8 +115,8 @@ def state_path(cfg: Config, uri: str, sid: str) -> Path:
     """Beside the MLflow store: <folder of mlflow.db>/searches/<id>.<engine>.*"""
     if cfg.search.state_dir:
         folder = Path(cfg.search.state_dir)
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent / "searches"
+    elif store_file(uri) is not None:
+        folder = store_file(uri).parent / "searches"
     else:  # a tracking server: keep the state where an embedded store would be
         folder = Path(cfg.tracking.runs_dir) / "searches"
     suffix = "hyperopt.pkl" if cfg.search.engine == "hyperopt" else "optuna.db"

@@ -13,8 +13,10 @@ from cnnlab.tracking._store import (
     default_uri,
     experiment_id,
     git_commit,
+    prepare_store,
     resolve_uri,
     run_tags,
+    store_file,
 )
 from cnnlab.tracking._tracker import CONFUSION_ARTIFACT, MlflowTracker
 
@@ -31,6 +33,8 @@ __all__ = [
     "experiment_id",
     "git_commit",
     "learning_curves_svg",
+    "prepare_store",
     "resolve_uri",
     "run_tags",
+    "store_file",
 ]

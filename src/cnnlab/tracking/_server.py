@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from cnnlab.config import ConfigError
-from cnnlab.tracking._store import default_uri
+from cnnlab.tracking._store import default_uri, prepare_store
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
@@ -50,8 +50,7 @@ def server_command(
     if not 0 < port < 65536:
         raise ConfigError(f"--port: expected 1..65535, got {port}")
     store = backend_store_uri or default_uri(runs_dir)
-    if store.startswith("sqlite:///"):
-        Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    prepare_store(store)
     artifacts = artifacts_destination or str(Path(runs_dir).resolve() / "artifacts")
     argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store]
     argv += ["--artifacts-destination", artifacts, "--serve-artifacts"]

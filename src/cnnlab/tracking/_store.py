@@ -23,24 +23,40 @@ def default_uri(runs_dir: str | Path) -> str:
     return f"sqlite:///{path}"
 
 
+def store_file(uri: str) -> Path | None:
+    """The database file of an embedded store (`sqlite:///path`); None for a server or another
+    database. The one place that reads a store URI's path."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def is_local_sqlite(uri: str) -> bool:
-    return uri.startswith("sqlite:///")
+    return store_file(uri) is not None
+
+
+def prepare_store(uri: str) -> None:
+    """Creates the folder an embedded store's file goes in; nothing for other stores."""
+    path = store_file(uri)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def artifact_location(uri: str) -> str | None:
     """Artifacts of an embedded store live beside its database, not in the working directory."""
-    if not is_local_sqlite(uri):
+    path = store_file(uri)
+    if path is None:
         return None  # a server decides where its artifacts go
-    return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+    return (path.parent / "artifacts").as_uri()
 
 
 def client(uri: str):
     """An MlflowClient on `uri`, creating the folder of an embedded store first."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # cnnlab fetches small files (a config, weights) and says itself what it does: MLflow's
+    # per-download progress bars would only fill a notebook's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
-    if is_local_sqlite(uri):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    prepare_store(uri)
     return MlflowClient(tracking_uri=uri)
 
 
