@@ -4,7 +4,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from cnnlab.reports import PUBLISHED, collect, confusion_from_run, differing_params, write_report
+from cnnlab.reports import PUBLISHED, collect, confusion_from_run, write_report
+from cnnlab.reports._collect import differing_params
 from cnnlab.reports._confusion import _evaluated
 from cnnlab.runner import train_run
 from cnnlab.tracking import default_uri

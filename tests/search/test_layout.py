@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from cnnlab.search import SearchLayout
+from cnnlab.search._layout import SearchLayout
 from cnnlab.search._records import TrialRecord
 
 

@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 
 from cnnlab.config import ConfigError, load_config, to_dict
-from cnnlab.search import (
-    hyperopt_space,
-    optuna_distributions,
-    overrides,
-    parse_space,
-    sample,
-    space_to_dict,
-    trial_config,
-)
+from cnnlab.search import parse_space, trial_config
+from cnnlab.search._hyperopt import hyperopt_space
+from cnnlab.search._optuna import optuna_distributions
+from cnnlab.search._space import overrides, sample, space_to_dict
 
 STUDY = {
     "model.filters": {"dist": "quniform", "low": 16, "high": 128, "q": 8, "int": True},

@@ -19,7 +19,9 @@ import pytest
 
 from cnnlab.cli import main
 from cnnlab.config import load_config, override_text, to_dict, to_toml
-from cnnlab.search import SearchLayout, SharedStudy, open_storage, parse_space
+from cnnlab.search import parse_space
+from cnnlab.search._layout import SearchLayout
+from cnnlab.search._shared import SharedStudy, open_storage
 
 TRIALS = 5
 SPACE = {

@@ -8,8 +8,9 @@ import torch
 from cnnlab.models import create_model
 from cnnlab.runner import train_run
 from cnnlab.tracking import artifact_location, default_uri, resolve_uri
-from cnnlab.training import Callback, Runtime, evaluate
+from cnnlab.training import Callback, evaluate
 from cnnlab.training._batches import Normalize
+from cnnlab.training._fast import Runtime
 
 
 @pytest.fixture

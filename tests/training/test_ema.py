@@ -5,7 +5,8 @@ import torch
 
 from cnnlab.config import ConfigError, load_config
 from cnnlab.models import create_model
-from cnnlab.training import Normalize, WeightAverage, evaluate, fit, seed_everything
+from cnnlab.training import Normalize, evaluate, fit, seed_everything
+from cnnlab.training._ema import WeightAverage
 
 
 def _bn_net():

@@ -130,7 +130,7 @@ def test_without_validation_split_selection_uses_train_loss(tiny_cfg, fmnist):
 
 
 def test_plateau_decays_when_the_loss_stalls(tiny_cfg):
-    from cnnlab.training import create_optimizer, create_scheduler
+    from cnnlab.training._optim import create_optimizer, create_scheduler
 
     cfg = tiny_cfg("train.scheduler=plateau", "train.plateau_patience=1", "train.gamma=0.5")
     opt = create_optimizer([torch.nn.Parameter(torch.zeros(1))], cfg.train)

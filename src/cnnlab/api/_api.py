@@ -416,7 +416,7 @@ def _rebuilt(cfg: Config, state: dict):
 
     from cnnlab.data import DATASET_SHAPES
     from cnnlab.models import create_model
-    from cnnlab.training import Runtime
+    from cnnlab.training._fast import Runtime
 
     input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
     model = create_model(cfg.model, input_shape, classes)

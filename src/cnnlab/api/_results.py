@@ -75,7 +75,8 @@ class RunResult(_Shown):
         import torch
 
         from cnnlab.runner import load_splits
-        from cnnlab.training import Normalize, Runtime, predict
+        from cnnlab.training import Normalize, predict
+        from cnnlab.training._fast import Runtime
 
         if images.dim() == 3:
             images = images.unsqueeze(1)

@@ -15,13 +15,13 @@ import math
 import time
 from typing import Any
 
-from cnnlab.config import Config, ConfigError, apply_to_resolved, from_dict, to_dict
+from cnnlab.config import Config, ConfigError, from_dict, to_dict
 from cnnlab.data import DATASET_SHAPES, Splits
 from cnnlab.models import ArchitectureError, check_architecture
 from cnnlab.runner import load_splits, train_run
 from cnnlab.search._layout import SearchLayout
 from cnnlab.search._records import TrialRecord
-from cnnlab.search._space import overrides
+from cnnlab.search._space import apply_to_resolved, overrides
 from cnnlab.training import Callback, TrainingDiverged
 
 # Keys whose value changes the splits themselves; sampling one reloads them for every trial.
@@ -32,7 +32,7 @@ def trial_config(base: Config, params: dict[str, Any], run_name: str = "") -> Co
     """base + the sample, applied as `cnnlab train --set key=value` items would be.
 
     One difference: a sample that switches model.name drops the base's model settings that the
-    new family lacks (config.apply_to_resolved), where --set on a file naming them would refuse.
+    new family lacks (_space.apply_to_resolved), where --set on a file naming them would refuse.
     """
     raw = copy.deepcopy(to_dict(base))
     apply_to_resolved(raw, overrides(params))

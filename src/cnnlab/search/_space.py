@@ -13,6 +13,7 @@ low..high, both included. Every key is checked through the same override path as
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.config import ConfigError, apply_to_resolved, from_dict, override_text
+from cnnlab.config import (
+    MODEL_CONFIGS,
+    ConfigError,
+    apply_override,
+    from_dict,
+    override_text,
+    parse_override,
+)
 
 DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "qloguniform", "intrange", "choice")
 _FIELDS = ("dist", "low", "high", "q", "int", "options")
@@ -219,3 +227,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def apply_to_resolved(raw: dict[str, Any], items: list[str]) -> None:
+    """Apply --set items to a resolved config (to_dict of a Config), as a search trial does.
+
+    A resolved [model] table holds every field of its family, defaults included, so an item
+    that switches model.name would leave fields the new family lacks. The switch instead starts
+    from the new family's defaults and keeps the settings made on the old model (values off its
+    family's defaults) that the new family also has, e.g. a chosen activation.
+    """
+    for item in items:
+        (section, key), value = parse_override(item)
+        model = raw.get("model", {})
+        if (section, key) == ("model", "name") and value != model.get("name", "cnn"):
+            raw["model"] = _carried_settings(model, value)
+    for item in items:
+        apply_override(raw, item)
+
+
+def _carried_settings(model: dict[str, Any], family: Any) -> dict[str, Any]:
+    old_cls = MODEL_CONFIGS.get(model.get("name", "cnn"))
+    new_cls = MODEL_CONFIGS.get(family)
+    if old_cls is None or new_cls is None:
+        return {}  # from_dict names the unknown family
+    defaults = dataclasses.asdict(old_cls())
+    shared = {f.name for f in dataclasses.fields(new_cls)} - {"name"}
+    return {k: v for k, v in model.items() if k in shared and v != defaults.get(k)}

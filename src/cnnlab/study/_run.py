@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import Config
-from cnnlab.reports import SEED_TAG, SEEDS_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.reports._collect import SEEDS_TAG, STEP_HASH_TAG
+from cnnlab.reports._evidence import SEED_TAG, VARIANT_TAG
 from cnnlab.study._steps import Step, Target, Variant, load_steps, step_hash
 
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set, before the validation split

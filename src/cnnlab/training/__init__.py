@@ -3,7 +3,7 @@
 result = fit(model, splits, cfg.train, callbacks=[ProgressBar()])
 """
 
-from cnnlab.training._batches import BatchStream, Normalize
+from cnnlab.training._batches import Normalize
 from cnnlab.training._callbacks import (
     Callback,
     EarlyStopping,
@@ -11,26 +11,20 @@ from cnnlab.training._callbacks import (
     EpochMetrics,
     ProgressBar,
     TrainState,
-    selection_loss,
 )
-from cnnlab.training._ema import WeightAverage
-from cnnlab.training._fast import Augment, Runtime, cpu_has_native_bf16, resolve_precision
 from cnnlab.training._loop import (
     FitResult,
     TrainingDiverged,
     evaluate,
     fit,
-    pick_device,
     predict,
     seed_everything,
 )
-from cnnlab.training._optim import OPTIMIZERS, SCHEDULERS, create_optimizer, create_scheduler
+from cnnlab.training._optim import OPTIMIZERS, SCHEDULERS
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
-    "Augment",
-    "BatchStream",
     "Callback",
     "EarlyStopping",
     "EpochBar",
@@ -38,18 +32,10 @@ __all__ = [
     "FitResult",
     "Normalize",
     "ProgressBar",
-    "Runtime",
     "TrainState",
     "TrainingDiverged",
-    "WeightAverage",
-    "cpu_has_native_bf16",
-    "create_optimizer",
-    "create_scheduler",
     "evaluate",
     "fit",
-    "pick_device",
     "predict",
-    "resolve_precision",
     "seed_everything",
-    "selection_loss",
 ]
