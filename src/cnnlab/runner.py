@@ -83,6 +83,34 @@ def _build_user_family(cfg: Config, input_shape, classes: int) -> Built:
     return Built(model, summary)
 
 
+def logged_model(mlflow_client, run_id: str) -> tuple[Config, Any]:
+    """A logged run's config and its network with the logged weights (training mode, CPU).
+
+    ConfigError when the run logged no config or no weights."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from cnnlab.config import ConfigError, load_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            cfg_path = mlflow_client.download_artifacts(run_id, "config.toml", tmp)
+            weights = mlflow_client.download_artifacts(run_id, "model/state_dict.pt", tmp)
+        except Exception as exc:  # MlflowException or OSError: the artifact is not there
+            raise ConfigError(
+                f"run {run_id!r}: no model to load (config.toml and model/state_dict.pt "
+                "are logged by runs with tracking.log_weights = true)"
+            ) from exc
+        cfg = load_config(Path(cfg_path))
+        state = torch.load(weights, weights_only=True, map_location="cpu")
+    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
+    model = create_model(cfg.model, input_shape, classes)
+    model.load_state_dict(state)
+    return cfg, model
+
+
 def load_splits(cfg: Config, data_dir: str | None = None) -> Splits:
     raw = load_fashion_mnist(data_dir)
     return make_splits(raw, cfg.data.val_fraction, cfg.data.train_limit, cfg.data.split_seed)

@@ -303,7 +303,6 @@ def load_run(
         run: a run id, or "runs:/<run id>".
         tracking_uri / runs_dir: the store (as for train).
     """
-    import torch
 
     from cnnlab.config import TrackingConfig
     from cnnlab.tracking import client, resolve_uri
@@ -315,9 +314,7 @@ def load_run(
         info = mlflow_client.get_run(run_id)
     except Exception as exc:  # MlflowException: the store has no such run
         raise ConfigError(f"run {run_id!r}: not found in {uri}") from exc
-    with _RunFiles(mlflow_client, run_id) as (cfg, weights_path):
-        state = torch.load(weights_path, weights_only=True, map_location="cpu")
-    model = _rebuilt(cfg, state)
+    cfg, model = _rebuilt(mlflow_client, run_id)
     metrics = dict(info.data.metrics)
     history = _frame(_history(mlflow_client, run_id, metrics))
     artifacts = info.info.artifact_uri
@@ -382,47 +379,16 @@ def _artifact_uri(uri: str | None, run_id: str | None) -> str | None:
     return client(uri).get_run(run_id).info.artifact_uri
 
 
-class _RunFiles:
-    """config.toml and the weights of a run, in a temporary folder removed afterwards."""
-
-    def __init__(self, mlflow_client, run_id: str):
-        self.client, self.run_id = mlflow_client, run_id
-
-    def __enter__(self) -> tuple[Config, str]:
-        import tempfile
-
-        from cnnlab.config import load_config as load_file
-
-        self.tmp = tempfile.TemporaryDirectory()
-        try:
-            cfg_path = self.client.download_artifacts(self.run_id, "config.toml", self.tmp.name)
-            weights = self.client.download_artifacts(
-                self.run_id, "model/state_dict.pt", self.tmp.name
-            )
-        except Exception as exc:  # the run logged no config or no weights
-            self.tmp.cleanup()
-            raise ConfigError(
-                f"run {self.run_id!r}: no model to load (config.toml and model/state_dict.pt "
-                "are logged by runs with tracking.log_weights = true)"
-            ) from exc
-        return load_file(Path(cfg_path)), weights
-
-    def __exit__(self, *exc) -> None:
-        self.tmp.cleanup()
-
-
-def _rebuilt(cfg: Config, state: dict):
+def _rebuilt(mlflow_client, run_id: str) -> tuple[Config, Any]:
+    """The logged model, laid out as it trained (channels_last, the fused first block)."""
     import torch
 
-    from cnnlab.data import DATASET_SHAPES
-    from cnnlab.models import create_model
+    from cnnlab.runner import logged_model
     from cnnlab.training._fast import Runtime
 
-    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
-    model = create_model(cfg.model, input_shape, classes)
-    model.load_state_dict(state)
+    cfg, model = logged_model(mlflow_client, run_id)
     Runtime.from_config(cfg.train, torch.device("cpu"), model).prepare(model)
-    return model.eval()
+    return cfg, model.eval()
 
 
 def _history(mlflow_client, run_id: str, metrics: dict[str, float]) -> list[dict[str, Any]]:

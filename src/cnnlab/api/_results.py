@@ -67,6 +67,7 @@ class RunResult(_Shown):
     artifact_uri: str | None  # where config.toml, architecture.txt, model/ ... were logged
     data_dir: str | None = None  # where the run's data was found, for predict's normalisation
     fit: Any = None  # cnnlab.training.FitResult of a run trained here; None for a loaded run
+    _pixel_stats: tuple[float, float] | None = field(default=None, repr=False)
 
     def predict(self, images, batch_size: int = 1000):
         """Class index of each image (uint8, N x H x W or N x C x H x W), computed as the run
@@ -80,11 +81,13 @@ class RunResult(_Shown):
 
         if images.dim() == 3:
             images = images.unsqueeze(1)
-        splits = load_splits(self.config, self.data_dir)
+        if self._pixel_stats is None:  # the training split's, found once per result
+            splits = load_splits(self.config, self.data_dir)
+            self._pixel_stats = (splits.mean, splits.std)
         device = next(self.model.parameters()).device
         runtime = Runtime.from_config(self.config.train, device, self.model)
         runtime.prepare(self.model)
-        normalize = Normalize(splits.mean, splits.std)
+        normalize = Normalize(*self._pixel_stats)
         out = predict(self.model, images.to(device), normalize, batch_size, runtime)
         return out.to(torch.long)
 

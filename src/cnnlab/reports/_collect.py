@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cnnlab.tracking import client
 
 CURVES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch metrics plotted per run
 # Params that describe where or how a run was stored, not what was trained.
 _NOT_COMPARED = ("tracking.", "search.")
+# Tags a study writes (cnnlab.study) and reports read.
 STEP_HASH_TAG = "cnnlab.step_hash"  # run and experiment tag: a study step's configs, hashed
 SEEDS_TAG = "cnnlab.seeds"  # experiment tag: JSON {variant: [seeds]}, the step's runs as it is
+SEED_TAG = "cnnlab.seed"  # run tag: the train.seed of one of a variant's runs
+VARIANT_TAG = "cnnlab.variant"  # run tag: the study variant a run belongs to
 
 
 @dataclass
@@ -42,26 +46,27 @@ class ExperimentRecord:
     tags: dict[str, str]
     runs: list[RunRecord]  # oldest first
 
-    @property
+    @cached_property
     def trained(self) -> list[RunRecord]:
         """Runs that trained a model and finished: what curves and tables compare. In a study
         step, runs left from an earlier version of the step (another step hash, a seed it no
         longer runs) are left out."""
+        step = self.tags.get(STEP_HASH_TAG)
+        seeds = {
+            v: {str(s) for s in ss} for v, ss in json.loads(self.tags.get(SEEDS_TAG, "{}")).items()
+        }
+
+        def current(run: RunRecord) -> bool:
+            if step is not None and run.tags.get(STEP_HASH_TAG, step) != step:
+                return False
+            variant = run.tags.get(VARIANT_TAG)
+            return variant not in seeds or run.tags.get(SEED_TAG) in seeds[variant]
+
         return [
             r
             for r in self.runs
-            if r.status == "FINISHED" and "test_accuracy" in r.metrics and self._current(r)
+            if r.status == "FINISHED" and "test_accuracy" in r.metrics and current(r)
         ]
-
-    def _current(self, run: RunRecord) -> bool:
-        step = self.tags.get(STEP_HASH_TAG)
-        if step is not None and run.tags.get(STEP_HASH_TAG, step) != step:
-            return False
-        seeds = json.loads(self.tags.get(SEEDS_TAG, "{}"))
-        variant = run.tags.get("cnnlab.variant")
-        if variant is None or variant not in seeds:
-            return True
-        return run.tags.get("cnnlab.seed") in {str(s) for s in seeds[variant]}
 
 
 def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRecord]:

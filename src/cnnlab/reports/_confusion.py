@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.config import load_config
 from cnnlab.reports._collect import RunRecord
 
 
@@ -37,22 +36,13 @@ def _logged(uri: str, run: RunRecord):
 
 
 def _evaluated(uri: str, run: RunRecord, data_dir: str | None):
-    from cnnlab.data import DATASET_SHAPES
-    from cnnlab.models import create_model
-    from cnnlab.runner import load_splits
+    from cnnlab.runner import load_splits, logged_model
     from cnnlab.tracking import client
     from cnnlab.training import Normalize, predict
 
-    with tempfile.TemporaryDirectory() as tmp:
-        mlflow_client = client(uri)
-        cfg_path = mlflow_client.download_artifacts(run.run_id, "config.toml", tmp)
-        weights = mlflow_client.download_artifacts(run.run_id, "model/state_dict.pt", tmp)
-        cfg = load_config(Path(cfg_path))
-        state = torch.load(weights, weights_only=True, map_location="cpu")
-    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
-    model = create_model(cfg.model, input_shape, classes)
-    model.load_state_dict(state)
+    cfg, model = logged_model(client(uri), run.run_id)
     splits = load_splits(cfg, data_dir)
+    classes = len(splits.class_names)
     predicted = predict(model, splits.test_x, Normalize(splits.mean, splits.std))
     matrix = torch.zeros(classes, classes, dtype=torch.long)
     matrix.index_put_((splits.test_y, predicted), torch.ones_like(predicted), accumulate=True)

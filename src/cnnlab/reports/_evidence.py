@@ -17,7 +17,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from cnnlab.reports._collect import RunRecord
+from cnnlab.reports._collect import VARIANT_TAG, RunRecord
 
 # Metric names a study may name -> (the run metric holding it, +1 if higher is better).
 METRICS: dict[str, tuple[str, int]] = {
@@ -36,8 +36,6 @@ DIRECTIONS = {
     "not_worse": "not worse by more than the margin",
 }
 CONFIDENCE = 0.95
-SEED_TAG = "cnnlab.seed"  # run tag: the train.seed of one of a variant's runs
-VARIANT_TAG = "cnnlab.variant"  # run tag: the study variant a run belongs to
 
 
 def group_variants(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from cnnlab.reports._collect import (
     CURVES,
+    SEED_TAG,
+    VARIANT_TAG,
     ExperimentRecord,
     RunRecord,
     best_run,
@@ -18,7 +20,7 @@ from cnnlab.reports._collect import (
     differing_params,
 )
 from cnnlab.reports._document import Document, Figure, Section, Table, write
-from cnnlab.reports._evidence import SEED_TAG, VARIANT_TAG, Band, group_variants, selected_variant
+from cnnlab.reports._evidence import Band, group_variants, selected_variant
 from cnnlab.reports._plots import confusion_svg, curves_svg, trials_svg
 from cnnlab.reports._search_findings import search_findings
 from cnnlab.reports._verdicts import QUICK_VERDICT, hypotheses_table, is_quick, variants_table

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from cnnlab.reports._collect import ExperimentRecord, RunRecord
+from cnnlab.reports._collect import SEED_TAG, ExperimentRecord, RunRecord
 from cnnlab.reports._document import Table
 from cnnlab.reports._evidence import (
     DIRECTIONS,
@@ -54,7 +54,7 @@ def variants_table(record: ExperimentRecord, lookup: Lookup) -> tuple[Table, str
     for name, runs in groups.items():
         row = [
             name + (" (selected)" if name == selected and len(groups) > 1 else ""),
-            ", ".join(r.tags.get("cnnlab.seed", "-") for r in runs),
+            ", ".join(r.tags.get(SEED_TAG, "-") for r in runs),
             Band.of(runs, "val_loss").text(percent=False),
             Band.of(runs, "val_accuracy").text(percent=True),
             Band.of(runs, "test_loss").text(percent=False),

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import Config
-from cnnlab.reports._collect import SEEDS_TAG, STEP_HASH_TAG
-from cnnlab.reports._evidence import SEED_TAG, VARIANT_TAG
+from cnnlab.reports._collect import SEED_TAG, SEEDS_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.study._steps import Step, Target, Variant, load_steps, step_hash
 
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set, before the validation split
@@ -102,23 +101,27 @@ def run_study(
 @dataclass
 class _Plan:
     jobs: list[_Job]  # what is still to run
+    digest: str  # the step's configs, hashed (its runs carry it)
     complete: str  # the step's completion mark: its configs and its seeds, hashed
     seeds: dict[str, list[int]]  # variant -> its seeds: the runs the report takes
+    skip: bool = False  # the store marks the step complete as it is now
 
 
 def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> _Plan:
     experiment = f"{prefix}/{step.name}"
     pairs = [(v, s) for v in step.variants for s in step.seed_list(v, seeds)]
-    complete = f"{step_hash(step, quick)}:{_seeds_key(pairs)}"
+    digest = step_hash(step, quick)
+    complete = f"{digest}:{_seeds_key(pairs)}"
     by_variant = {v.name: [s for w, s in pairs if w is v] for v in step.variants}
     exp = mlflow_client.get_experiment_by_name(experiment)
     if exp is not None and exp.tags.get("cnnlab.step_complete") == complete:
-        return _Plan([], complete, by_variant)
+        return _Plan([], digest, complete, by_variant, skip=True)
     if step.kind == "tune":
         cfg = step.config(step.variants[0], quick)
         images = cfg.search.trials * _images(cfg)
-        return _Plan([_Job(step, step.variants[0], None, images, step.name)], complete, {})
-    done = _finished(mlflow_client, exp, step_hash(step, quick))
+        job = _Job(step, step.variants[0], None, images, step.name)
+        return _Plan([job], digest, complete, {})
+    done = _finished(mlflow_client, exp, digest)
     several = len(pairs) > len(step.variants)
     jobs = [
         _Job(
@@ -131,7 +134,7 @@ def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> _Plan:
         for v, s in pairs
         if (v.name, s) not in done
     ]
-    return _Plan(jobs, complete, by_variant)
+    return _Plan(jobs, digest, complete, by_variant)
 
 
 # Experiment tags that _describe writes from the step file (besides the published figures).
@@ -141,29 +144,26 @@ _DESCRIBED = ("cnnlab.description", "cnnlab.hypothesis", "cnnlab.reference", "cn
 class _Runner:
     def __init__(self, step, prefix, quick, uri, mlflow_client, data_dir, progress, echo):
         self.s, self.prefix, self.quick, self.uri = step, prefix, quick, uri
-        self.client, self.data_dir, self.progress, self.echo = (
-            mlflow_client,
-            data_dir,
-            progress,
-            echo,
-        )
+        self.client, self.data_dir = mlflow_client, data_dir
+        self.progress, self.echo = progress, echo
         self.experiment = f"{prefix}/{step.name}"
-        self.digest = step_hash(step, quick)
 
     def step(self, plan: _Plan, tune) -> StepResult:
         from cnnlab.tracking import experiment_id
 
-        jobs, complete = plan.jobs, plan.complete
+        self.digest = plan.digest
         exp_id = experiment_id(self.client, self.experiment, self.uri)
         # Described again even when complete: a hypothesis or a reference edited after the
         # runs changes what the report says of them, not the runs.
         self._describe(exp_id, plan.seeds)
-        if self.client.get_experiment(exp_id).tags.get("cnnlab.step_complete") == complete:
+        if plan.skip:
             self.echo(f"step {self.s.name}: already complete in {self.experiment!r}, skipped")
             return StepResult(self.s.name, self.experiment, True, 0)
         self.echo(f"step {self.s.name} ({self.s.kind}): {self.s.description or self.experiment}")
-        count = self._search(jobs[0], tune) if self.s.kind == "tune" else self._train(jobs)
-        self.client.set_experiment_tag(exp_id, "cnnlab.step_complete", complete)
+        count = (
+            self._search(plan.jobs[0], tune) if self.s.kind == "tune" else self._train(plan.jobs)
+        )
+        self.client.set_experiment_tag(exp_id, "cnnlab.step_complete", plan.complete)
         return StepResult(self.s.name, self.experiment, False, count)
 
     def _search(self, job: _Job, tune) -> int:
