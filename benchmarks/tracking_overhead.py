@@ -22,12 +22,13 @@ from _common import emit, median, note
 
 from cnnlab.config import load_config
 from cnnlab.runner import load_splits, train_run
+from cnnlab.tracking import NoTracking
 
 
 def timed(cfg, splits, store: Path | None) -> float:
     started = time.perf_counter()
     if store is None:
-        train_run(cfg, splits=splits, track=False)
+        train_run(cfg, splits=splits, tracking=NoTracking())
     else:
         train_run(cfg, splits=splits, tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     return time.perf_counter() - started

@@ -15,6 +15,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is so that runs close as KILLED, like Ctrl-C."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C. A subclass, because CPython exits by SIGINT (not with our exit code) when a bare
+    KeyboardInterrupt once escaped code it ran through its C API, even if we caught it later."""
+
+
 _depth = 0  # nesting of shielded blocks; handlers only ever run in the main thread
 _pending: BaseException | None = None
 

@@ -17,22 +17,13 @@ import signal
 import sys
 from collections.abc import Callable
 
-from cnnlab._signals import deliver
+from cnnlab._signals import Interrupted, Terminated, deliver
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 EXIT_ALL_TRIALS_FAILED = 4
 EXIT_TRACKING = 5
 EXIT_STORAGE = 6
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is so that runs close as KILLED, like Ctrl-C."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C. A subclass, because CPython exits by SIGINT (not with our exit code) when a bare
-    KeyboardInterrupt once escaped code it ran through its C API, even if we caught it later."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,6 +157,7 @@ def cmd_tune(args) -> int:
         data_dir=args.data_dir,
         progress=False,
         on_trial=echo,
+        jobs=args.jobs,
     ).raw
     n = result.counts
     if not args.quiet:
@@ -225,6 +217,7 @@ def cmd_study(args) -> int:
         data_dir=args.data_dir,
         progress=False,
         echo=None if args.quiet else print,
+        jobs=args.jobs,
     )
     report = study.report
     if not args.quiet:
@@ -234,6 +227,26 @@ def cmd_study(args) -> int:
         uri = study.tracking_uri
         print(json.dumps({"tracking_uri": uri, "report": str(report.html), "steps": steps}))
     return EXIT_OK
+
+
+def _jobs_arg(parser, what: str) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help=f"{what}, each in a process with its share of the cores (default: 1)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _seeds_arg(text: str) -> int | list[int]:
@@ -323,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
         help="optuna: a study shared by workers: postgresql://..., journal:///file.log",
     )
     tune.add_argument("--study", help="the shared study's name (default: from the config)")
+    _jobs_arg(tune, "optuna: trials at once")
     _tracking_args(tune)
     _data_dir_arg(tune)
     _output_args(tune, "no per-trial lines or table")
@@ -351,6 +365,7 @@ def _parser() -> argparse.ArgumentParser:
         "(replaces the steps' own seeds)",
     )
     study.add_argument("--out", default="report", help="report folder (default: ./report)")
+    _jobs_arg(study, "train runs at once")
     _output_args(study, "print nothing but errors")
     _tracking_args(study)
     _data_dir_arg(study)

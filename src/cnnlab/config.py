@@ -211,8 +211,9 @@ class TrainConfig(_Checked):
     device: DeviceName = "auto"  # auto picks cuda, then mps, then cpu
     precision: PrecisionName = "auto"  # autocast: auto = bf16 on cuda or a CPU with native bf16
     channels_last: bool = True  # NHWC layout for conv weights and batches (oneDNN/cuDNN favour it)
-    fused_stem: bool = True  # on CPU, run a first conv block (conv, 2x2 max-pool, relu) as one C
-    # kernel, built on first use with the system's C compiler; without one, PyTorch's ops
+    fused_stem: bool = True  # on CPU, run the first conv block (conv, [BatchNorm], 2x2 max-pool,
+    # [relu]) as one C kernel, built on first use with the system's C compiler; without one,
+    # PyTorch's ops (BatchNorm still folded into the conv)
     flip: bool = False  # augment: mirror each training image left-right with probability 1/2
     crop_padding: int = 0  # augment: random crop after zero-padding this many pixels; 0 = off
     erase: float = 0.0  # augment: probability of blanking a random rectangle per image, [0, 1)

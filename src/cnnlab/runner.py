@@ -26,7 +26,7 @@ from cnnlab.models import (
     format_summary,
     summarize,
 )
-from cnnlab.tracking import MlflowTracker, probe, resolve_uri, run_tags
+from cnnlab.tracking import MlflowTracking, RunSpec, Store, Tracking, resolve_uri
 from cnnlab.training import Callback, FitResult, fit, seed_everything
 
 
@@ -83,7 +83,7 @@ def _build_user_family(cfg: Config, input_shape, classes: int) -> Built:
     return Built(model, summary)
 
 
-def logged_model(mlflow_client, run_id: str) -> tuple[Config, Any]:
+def logged_model(store: Store, run_id: str) -> tuple[Config, Any]:
     """A logged run's config and its network with the logged weights (training mode, CPU).
 
     ConfigError when the run logged no config or no weights."""
@@ -96,8 +96,8 @@ def logged_model(mlflow_client, run_id: str) -> tuple[Config, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            cfg_path = mlflow_client.download_artifacts(run_id, "config.toml", tmp)
-            weights = mlflow_client.download_artifacts(run_id, "model/state_dict.pt", tmp)
+            cfg_path = store.download_artifacts(run_id, "config.toml", tmp)
+            weights = store.download_artifacts(run_id, "model/state_dict.pt", tmp)
         except Exception as exc:  # MlflowException or OSError: the artifact is not there
             raise ConfigError(
                 f"run {run_id!r}: no model to load (config.toml and model/state_dict.pt "
@@ -133,38 +133,48 @@ def train_run(
     *,
     data_dir: str | None = None,
     tracking_uri: str | None = None,
-    track: bool = True,
+    tracking: Tracking | None = None,
     callbacks: list[Callback] = (),
     splits: Splits | None = None,
     parent_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
 ) -> Outcome:
-    """Trains cfg's model; with track=True every detail goes to one MLflow run."""
+    """Trains cfg's model, observed by one tracker that records the run.
+
+    Args:
+        data_dir: where Fashion-MNIST is; ignored when `splits` are given.
+        tracking_uri: the MLflow store when `tracking` is None (else as resolve_uri finds it).
+        tracking: where the run is recorded: MlflowTracking(uri), NoTracking() or a double.
+        callbacks: observers of the training loop, called before the tracker.
+        parent_run_id, extra_tags: nest the run under a parent; tag it further.
+
+    Returns: the Outcome: run id (None when untracked), result, summary and trained model.
+    """
     built = build(cfg)
-    uri = resolve_uri(cfg.tracking, tracking_uri) if track else None
-    if uri:
-        probe(uri)  # a server that is not there fails in seconds, before data is loaded
+    if tracking is None:
+        tracking = MlflowTracking(resolve_uri(cfg.tracking, tracking_uri))
+    tracking.check()  # a server that is not there fails in seconds, before data is loaded
     splits = splits if splits is not None else load_splits(cfg, data_dir)
-    if not track:
-        result = fit(built.model, splits, cfg.train, list(callbacks))
-        return Outcome(None, cfg.tracking.experiment, None, result, built.summary, built.model)
-    tracker = MlflowTracker(
-        uri,
-        cfg.tracking.experiment,
-        params={**flatten(cfg), **architecture_params(built.summary)},
-        tags=run_tags(splits.checksum, {"cnnlab.model": cfg.model.name, **(extra_tags or {})}),
-        artifacts={
-            "config.toml": to_toml(cfg),
-            "architecture.txt": format_summary(built.summary),
-            "architecture.json": json.dumps(built.summary.to_dict(), indent=2),
-        },
-        run_name=cfg.tracking.run_name or default_run_name(cfg),
-        parent_run_id=parent_run_id,
-        log_weights=cfg.tracking.log_weights,
+    tracker = tracking.tracker(
+        RunSpec(
+            cfg.tracking.experiment,
+            params={**flatten(cfg), **architecture_params(built.summary)},
+            tags={"cnnlab.model": cfg.model.name, **(extra_tags or {})},
+            artifacts={
+                "config.toml": to_toml(cfg),
+                "architecture.txt": format_summary(built.summary),
+                "architecture.json": json.dumps(built.summary.to_dict(), indent=2),
+            },
+            run_name=cfg.tracking.run_name or default_run_name(cfg),
+            parent_run_id=parent_run_id,
+            log_weights=cfg.tracking.log_weights,
+            data_checksum=splits.checksum,
+        )
     )
     with tracker:
         result = fit(built.model, splits, cfg.train, [*callbacks, tracker])
-    return Outcome(tracker.run_id, cfg.tracking.experiment, uri, result, built.summary, built.model)
+    experiment, uri = cfg.tracking.experiment, tracking.uri
+    return Outcome(tracker.run_id, experiment, uri, result, built.summary, built.model)
 
 
 def default_run_name(cfg: Config) -> str:

@@ -226,11 +226,11 @@ def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path):
     storage.record_heartbeat(trial._trial_id)
     trial.set_user_attr("cnnlab.worker", {"host": "elsewhere", "pid": 1, "start": "1"})
     tags = {"mlflow.parentRunId": layout.parent_id, "cnnlab.trial": str(trial.number)}
-    child = layout.client.create_run(layout.experiment_id, tags=tags).info.run_id
+    child = layout.store.create_run(layout.experiment_id, tags=tags).info.run_id
     assert shared.trials()[0].state == optuna.trial.TrialState.RUNNING
     time.sleep(4.5)  # past the grace period of 3 heartbeats
     assert shared.trials()[0].state == optuna.trial.TrialState.FAIL
-    run = layout.client.get_run(child)
+    run = layout.store.get_run(child)
     assert run.info.status == "KILLED" and run.data.tags["cnnlab.worker_lost"] == "true"
 
 

@@ -3,7 +3,7 @@ import statistics
 import time
 import xml.etree.ElementTree as ET
 
-from cnnlab.tracking import learning_curves_svg
+from cnnlab.tracking._curves import learning_curves_svg
 from cnnlab.training import EpochMetrics
 
 NS = "{http://www.w3.org/2000/svg}"

@@ -7,7 +7,8 @@ import torch
 
 from cnnlab.models import create_model
 from cnnlab.runner import train_run
-from cnnlab.tracking import artifact_location, default_uri, resolve_uri
+from cnnlab.tracking import default_uri, resolve_uri
+from cnnlab.tracking._store import artifact_location
 from cnnlab.training import Callback, evaluate
 from cnnlab.training._batches import Normalize
 from cnnlab.training._fast import Runtime
@@ -38,9 +39,8 @@ def test_a_run_records_everything(tiny_cfg, tiny_splits, store, tmp_path):
     assert run.data.metrics["test_accuracy"] == outcome.result.test_accuracy
     assert run.data.tags["cnnlab.version"] and run.data.tags["cnnlab.data_checksum"]
     result = outcome.result
-    assert run.data.tags["cnnlab.compute"] == (
-        f"{result.precision}, fused stem blocks: {result.fused_stem_blocks}"
-    )
+    assert run.data.tags["cnnlab.compute"] == result.compute.describe()
+    assert run.data.tags["cnnlab.compute"].startswith(f"cpu, {result.compute.precision}, ")
     client = mlflow.MlflowClient(store)
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [1, 2]

@@ -19,7 +19,7 @@ def train(cfg, splits):
 def test_bf16_and_fp32_reach_similar_accuracy(tiny_cfg, tiny_splits):
     fp32 = train(tiny_cfg("train.precision=fp32", "train.epochs=3"), tiny_splits)
     bf16 = train(tiny_cfg("train.precision=bf16", "train.epochs=3"), tiny_splits)
-    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert (fp32.compute.precision, bf16.compute.precision) == ("fp32", "bf16")
     assert fp32.test_accuracy > 0.5 and bf16.test_accuracy > 0.5  # chance is 0.1
     # 1,000 test images: one point is 10 images; bf16 rounding moves a tiny run by a few.
     assert abs(fp32.test_accuracy - bf16.test_accuracy) < 0.06
@@ -40,11 +40,27 @@ def test_fused_stem_is_deterministic_and_learns_like_pytorchs_ops(tiny_cfg, tiny
     off = train(
         tiny_cfg("train.precision=bf16", "train.epochs=3", "train.fused_stem=false"), tiny_splits
     )
-    assert (a.fused_stem_blocks, off.fused_stem_blocks) == (1, 0)
+    assert a.compute.fused == ("features.0: conv, max-pool, relu as the native kernel",)
+    assert off.compute.fused == ()
     assert [m.train_loss for m in a.history] == [m.train_loss for m in b.history]
     assert a.test_loss == b.test_loss
     assert abs(a.test_accuracy - off.test_accuracy) < 0.06
     assert a.test_accuracy > 0.5
+
+
+def test_batchnorm_folded_into_the_fused_block_learns_like_pytorchs_batchnorm(
+    tiny_cfg, tiny_splits
+):
+    """With BatchNorm the first block still runs as one op: the same training, up to rounding."""
+    overrides = ["train.precision=fp32", "train.epochs=2", "model.batchnorm=true"]
+    fused = train(tiny_cfg(*overrides), tiny_splits)
+    plain = train(tiny_cfg(*overrides, "train.fused_stem=false"), tiny_splits)
+    assert fused.compute.fused == (
+        "features.0: conv, batchnorm, max-pool, relu as the native kernel",
+    )
+    for a, b in zip(fused.history, plain.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=2e-3)
+    assert abs(fused.test_accuracy - plain.test_accuracy) < 0.02
 
 
 def test_augmented_run_learns(tiny_cfg, tiny_splits):
@@ -99,7 +115,7 @@ def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch, tiny
     monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu) is None
     assert resolve_precision("bf16", cpu) == torch.bfloat16  # asked for, so given
-    assert train(tiny_cfg("train.epochs=1"), tiny_splits).precision == "fp32"
+    assert train(tiny_cfg("train.epochs=1"), tiny_splits).compute.precision == "fp32"
     monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", cpu) == torch.bfloat16
     assert resolve_precision("fp32", cpu) is None

@@ -108,12 +108,14 @@ def train(
     DataFrame, the trained model in eval mode and the loop's own FitResult (`fit`).
     """
     from cnnlab.runner import train_run
+    from cnnlab.tracking import NoTracking
     from cnnlab.training import EpochBar
 
     cfg = load_config(config, overrides)
     observers = [*callbacks, *([EpochBar()] if progress else [])]
+    tracking = None if track else NoTracking()  # None: the store tracking_uri or cfg names
     outcome = train_run(
-        cfg, data_dir=data_dir, tracking_uri=tracking_uri, track=track, callbacks=observers
+        cfg, data_dir=data_dir, tracking_uri=tracking_uri, tracking=tracking, callbacks=observers
     )
     r = outcome.result
     metrics = {
@@ -151,6 +153,7 @@ def tune(
     tracking_uri: str | None = None,
     progress: bool = True,
     on_trial: Callable[[Any], None] | None = None,
+    jobs: int = 1,
 ) -> TuneResult:
     """Searches the config's [search.space], as `cnnlab tune` does; rerun to resume.
 
@@ -162,6 +165,9 @@ def tune(
         data_dir, tracking_uri: as for train.
         progress: one progress bar over the trials.
         on_trial: called with each trial's TrialRecord as it ends.
+        jobs: trials at once, each in a worker process pinned to its share of the cores, on
+            one Optuna study (search.storage, or a journal file beside the store); Optuna only.
+            TPE's proposals after its random start then differ from one job's.
 
     Returns: a TuneResult: the trials as a DataFrame (number, state, value, epochs, seconds,
     run_id, reason and one column per searched key), the best trial's params, value, run id
@@ -185,7 +191,9 @@ def tune(
             on_trial(record)
 
     try:
-        result = run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=observe)
+        result = run_search(
+            cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=observe, jobs=jobs
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -220,6 +228,7 @@ def run_study(
     data_dir: str | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> StudyResult:
     """Runs a study folder step by step (each variant once per seed, resuming what is done),
     then writes its report, as `cnnlab study` does.
@@ -231,6 +240,8 @@ def run_study(
         progress: one progress bar over the runs (a widget in Jupyter).
         echo: where a line per step and per run goes, with its figures and the time left
             (e.g. print; None: nowhere).
+        jobs: train runs at once, each in a worker process pinned to its share of the cores;
+            the same runs and, for a fixed `train.threads`, the same figures as one at a time.
 
     Returns: a StudyResult with each step's outcome and the report's paths.
     """
@@ -252,6 +263,7 @@ def run_study(
             data_dir=data_dir,
             echo=echo or (lambda text: None),
             on_run=on_run if bar is not None else None,
+            jobs=jobs,
         )
     finally:
         if bar is not None:
@@ -305,20 +317,20 @@ def load_run(
     """
 
     from cnnlab.config import TrackingConfig
-    from cnnlab.tracking import client, resolve_uri
+    from cnnlab.tracking import Store, resolve_uri
 
     run_id = run.removeprefix("runs:/").split("/")[0]
     uri = resolve_uri(TrackingConfig(runs_dir=runs_dir), tracking_uri)
-    mlflow_client = client(uri)
+    store = Store(uri)
     try:
-        info = mlflow_client.get_run(run_id)
+        info = store.get_run(run_id)
     except Exception as exc:  # MlflowException: the store has no such run
         raise ConfigError(f"run {run_id!r}: not found in {uri}") from exc
-    cfg, model = _rebuilt(mlflow_client, run_id)
+    cfg, model = _rebuilt(store, run_id)
     metrics = dict(info.data.metrics)
-    history = _frame(_history(mlflow_client, run_id, metrics))
+    history = _frame(_history(store, run_id, metrics))
     artifacts = info.info.artifact_uri
-    experiment = _experiment_name(mlflow_client, info)
+    experiment = store.experiment(info.info.experiment_id).name
     return RunResult(run_id, experiment, uri, cfg, metrics, history, model, artifacts, None)
 
 
@@ -374,32 +386,28 @@ def _bar(total: int | None, unit: str):
 def _artifact_uri(uri: str | None, run_id: str | None) -> str | None:
     if not uri or not run_id:
         return None
-    from cnnlab.tracking import client
+    from cnnlab.tracking import Store
 
-    return client(uri).get_run(run_id).info.artifact_uri
+    return Store(uri).get_run(run_id).info.artifact_uri
 
 
-def _rebuilt(mlflow_client, run_id: str) -> tuple[Config, Any]:
+def _rebuilt(store, run_id: str) -> tuple[Config, Any]:
     """The logged model, laid out as it trained (channels_last, the fused first block)."""
     import torch
 
     from cnnlab.runner import logged_model
     from cnnlab.training._fast import Runtime
 
-    cfg, model = logged_model(mlflow_client, run_id)
+    cfg, model = logged_model(store, run_id)
     Runtime.from_config(cfg.train, torch.device("cpu"), model).prepare(model)
     return cfg, model.eval()
 
 
-def _history(mlflow_client, run_id: str, metrics: dict[str, float]) -> list[dict[str, Any]]:
+def _history(store, run_id: str, metrics: dict[str, float]) -> list[dict[str, Any]]:
     keys = ("train_loss", "val_loss", "val_accuracy", "lr", "images_seen", "epoch_seconds")
     by_epoch: dict[int, dict[str, Any]] = {}
     for key in keys:
         if key in metrics:
-            for m in mlflow_client.get_metric_history(run_id, key):
-                by_epoch.setdefault(m.step, {"epoch": m.step})[key] = m.value
+            for step, value in store.metric_history(run_id, key):
+                by_epoch.setdefault(step, {"epoch": step})[key] = value
     return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def _experiment_name(mlflow_client, run) -> str:
-    return mlflow_client.get_experiment(run.info.experiment_id).name

@@ -17,7 +17,6 @@ from cnnlab.models._registry import (
     create_model,
     register_model,
 )
-from cnnlab.models._stem import ConvBlock, use_fused_stem
 from cnnlab.models._summary import LayerRow, ModelSummary, format_summary, summarize
 
 __all__ = [
@@ -26,7 +25,6 @@ __all__ = [
     "MODELS",
     "ArchitectureError",
     "BlockPlan",
-    "ConvBlock",
     "LayerRow",
     "ModelBuilder",
     "ModelSummary",
@@ -37,5 +35,4 @@ __all__ = [
     "plan_cnn",
     "register_model",
     "summarize",
-    "use_fused_stem",
 ]

@@ -23,7 +23,6 @@ from cnnlab.models._blocks import (
     make_activation,
 )
 from cnnlab.models._plan import BlockPlan, plan_cnn
-from cnnlab.models._stem import ConvBlock
 
 # How the last feature map enters the dense head. "avg" is the course's AvgPool over the whole map;
 # adaptive pools make that hold for any map size.
@@ -58,12 +57,11 @@ def build_cnn(
     return ConvNet(features, nn.Sequential(*pool, *dense))
 
 
-def conv_block(cfg: CnnConfig, plan: BlockPlan) -> ConvBlock:
+def conv_block(cfg: CnnConfig, plan: BlockPlan) -> nn.Sequential:
     """One block as planned; the conv drops its bias under BatchNorm, whose shift replaces it.
 
     With a monotonic activation (relu, leaky_relu, tanh) the max-pool comes before it: the same
     outputs and gradients, but the activation and its backward touch a quarter of the values.
-    A ConvBlock is an nn.Sequential that the trainer may run as one native kernel (models._stem).
     """
     layers: list[nn.Module] = [
         nn.Conv2d(
@@ -80,8 +78,8 @@ def conv_block(cfg: CnnConfig, plan: BlockPlan) -> ConvBlock:
     dropout = [nn.Dropout2d(cfg.conv_dropout)] if cfg.conv_dropout > 0 else []
     activation = [make_activation(cfg.activation)]
     if cfg.activation in MONOTONIC:
-        return ConvBlock(*layers, *pool, *activation, *dropout)
-    return ConvBlock(*layers, *activation, *dropout, *pool)
+        return nn.Sequential(*layers, *pool, *activation, *dropout)
+    return nn.Sequential(*layers, *activation, *dropout, *pool)
 
 
 def head_pool(name: str) -> list[nn.Module]:

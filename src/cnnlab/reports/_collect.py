@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from cnnlab.tracking import client
+from cnnlab.tracking import Store
 
 CURVES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch metrics plotted per run
 # Params that describe where or how a run was stored, not what was trained.
@@ -71,8 +71,8 @@ class ExperimentRecord:
 
 def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRecord]:
     """The named experiments (all but Default when None), with runs and per-epoch histories."""
-    mlflow_client = client(uri)
-    found = mlflow_client.search_experiments()
+    store = Store(uri)
+    found = store.experiments()
     by_name = {e.name: e for e in found}
     if experiments is None:
         names = [e.name for e in sorted(found, key=lambda e: e.creation_time or 0)]
@@ -84,17 +84,17 @@ def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRe
 
             raise ConfigError(f"--experiment: no experiment named {missing[0]!r} in {uri}")
         names = experiments
-    return [_experiment(mlflow_client, by_name[n]) for n in names]
+    return [_experiment(store, by_name[n]) for n in names]
 
 
-def _experiment(mlflow_client, exp) -> ExperimentRecord:
-    runs = mlflow_client.search_runs([exp.experiment_id], max_results=5000)
-    records = [_run(mlflow_client, exp.name, r) for r in runs]
+def _experiment(store: Store, exp) -> ExperimentRecord:
+    runs = store.search_runs([exp.experiment_id], max_results=5000)
+    records = [_run(store, exp.name, r) for r in runs]
     records.sort(key=lambda r: r.start_time)
     return ExperimentRecord(exp.name, exp.experiment_id, dict(exp.tags), records)
 
 
-def _run(mlflow_client, experiment: str, run) -> RunRecord:
+def _run(store: Store, experiment: str, run) -> RunRecord:
     record = RunRecord(
         run_id=run.info.run_id,
         name=run.info.run_name or run.info.run_id[:8],
@@ -107,8 +107,7 @@ def _run(mlflow_client, experiment: str, run) -> RunRecord:
     )
     for key in CURVES:
         if key in record.metrics:
-            points = mlflow_client.get_metric_history(record.run_id, key)
-            record.history[key] = sorted((m.step, m.value) for m in points)
+            record.history[key] = store.metric_history(record.run_id, key)
     return record
 
 

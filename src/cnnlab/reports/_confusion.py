@@ -24,11 +24,11 @@ def confusion_from_run(uri: str, run: RunRecord, data_dir: str | None = None):
 def _logged(uri: str, run: RunRecord):
     import json
 
-    from cnnlab.tracking import CONFUSION_ARTIFACT, client
+    from cnnlab.tracking import CONFUSION_ARTIFACT, Store
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client(uri).download_artifacts(run.run_id, CONFUSION_ARTIFACT, tmp)
+            path = Store(uri).download_artifacts(run.run_id, CONFUSION_ARTIFACT, tmp)
         except Exception:  # MlflowException or OSError: a run from before it was logged
             return None
         table = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -37,10 +37,10 @@ def _logged(uri: str, run: RunRecord):
 
 def _evaluated(uri: str, run: RunRecord, data_dir: str | None):
     from cnnlab.runner import load_splits, logged_model
-    from cnnlab.tracking import client
+    from cnnlab.tracking import Store
     from cnnlab.training import Normalize, predict
 
-    cfg, model = logged_model(client(uri), run.run_id)
+    cfg, model = logged_model(Store(uri), run.run_id)
     splits = load_splits(cfg, data_dir)
     classes = len(splits.class_names)
     predicted = predict(model, splits.test_x, Normalize(splits.mean, splits.std))

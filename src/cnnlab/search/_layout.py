@@ -13,13 +13,12 @@ and cnnlab.error; an interrupted one KILLED with cnnlab.interrupted=true.
 
 from __future__ import annotations
 
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from cnnlab.search._records import TrialRecord, best_of, counts
-from cnnlab.tracking import client, experiment_id, run_tags
+from cnnlab.tracking import Store
+from cnnlab.tracking._adapter import param_text
+from cnnlab.tracking._store import run_tags
 
 SEARCH_ID_TAG = "cnnlab.search_id"
 TRIAL_TAG = "cnnlab.trial"
@@ -27,8 +26,8 @@ TRIAL_TAG = "cnnlab.trial"
 
 class SearchLayout:
     def __init__(self, uri: str, experiment: str, search_id: str):
-        self.client = client(uri)
-        self.experiment_id = experiment_id(self.client, experiment, uri)
+        self.store = Store(uri)
+        self.experiment_id = self.store.experiment_id(experiment)
         self.search_id = search_id
         self.parent_id: str | None = None
 
@@ -41,8 +40,8 @@ class SearchLayout:
         found = self.find_parent()
         if found:
             self.parent_id = found
-            self.client.update_run(self.parent_id, status="RUNNING")
-            self._set_tags(self.parent_id, tags)
+            self.store.reopen(self.parent_id)
+            self.store.set_tags(self.parent_id, tags)
             return True
         self.parent_id = self.create_parent(run_name, params, tags, artifacts)
         return False
@@ -60,22 +59,18 @@ class SearchLayout:
         self, run_name: str, params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str]
     ) -> str:
         tags = run_tags(None, {**tags, SEARCH_ID_TAG: self.search_id, "cnnlab.run_kind": "search"})
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
-        run_id = run.info.run_id
-        self._log_params(run_id, params)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, text in artifacts.items():
-                (Path(tmp) / name).write_text(text, encoding="utf-8")
-                self.client.log_artifact(run_id, str(Path(tmp) / name))
+        run_id = self.store.create_run(self.experiment_id, run_name, tags).info.run_id
+        self.store.log_params(run_id, params)
+        self.store.log_texts(run_id, artifacts)
         return run_id
 
     def discard_parent(self, run_id: str) -> None:
         """A parent that lost the election to another worker's: ended and deleted."""
-        self.client.set_terminated(run_id, status="KILLED")
-        self.client.delete_run(run_id)
+        self.store.terminate(run_id, "KILLED")
+        self.store.delete_run(run_id)
 
     def reopen_parent(self) -> None:
-        self.client.update_run(self.parent_id, status="RUNNING")
+        self.store.reopen(self.parent_id)
 
     def finish(self, records: list[TrialRecord], objective: str, maximize: bool) -> None:
         """Counts and the best trial on the parent; FAILED when no trial succeeded."""
@@ -93,11 +88,11 @@ class SearchLayout:
             tags = {f"best_{k}": param_text(v) for k, v in best.params.items()}
             tags.update({"best_trial": str(best.number), "best_run_id": str(best.run_id)})
         # Workers of a shared search each finish; a summary already on the parent is not repeated.
-        logged = self.client.get_run(self.parent_id).data.metrics
+        logged = self.store.get_run(self.parent_id).data.metrics
         changed = {k: v for k, v in metrics.items() if logged.get(k) != float(v)}
         if changed:
-            self._log_metrics(self.parent_id, changed, step=len(records))
-        self._set_tags(self.parent_id, tags)
+            self.store.log_metrics(self.parent_id, changed, step=len(records))
+        self.store.set_tags(self.parent_id, tags)
         if best is None and records:
             first = min((r for r in records), key=lambda r: r.number)
             self.end_parent("FAILED", f"all {len(records)} trials failed; first: {first.error}")
@@ -108,8 +103,8 @@ class SearchLayout:
         if self.parent_id is None:
             return
         if error:
-            self.client.set_tag(self.parent_id, "cnnlab.error", error[:5000])
-        self.client.set_terminated(self.parent_id, status=status)
+            self.store.set_tags(self.parent_id, {"cnnlab.error": error[:5000]})
+        self.store.terminate(self.parent_id, status)
 
     # ------------------------------------------------------------ children
 
@@ -127,16 +122,15 @@ class SearchLayout:
         """A trial refused before training: a FAILED child run, in milliseconds."""
         tags = {
             **self.child_tags(number, overrides),
-            "mlflow.parentRunId": self.parent_id,
             "cnnlab.fail_reason": reason,
             "cnnlab.error": error[:5000],
         }
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:03d}", tags=tags)
-        run_id = run.info.run_id
+        name = f"trial-{number:03d}"
+        run_id = self.store.create_run(self.experiment_id, name, tags, self.parent_id).info.run_id
         try:
-            self._log_params(run_id, {k: param_text(v) for k, v in params.items()})
+            self.store.log_params(run_id, params)
         finally:  # even when interrupted here, the run must not stay RUNNING
-            self.client.set_terminated(run_id, status="FAILED")
+            self.store.terminate(run_id, "FAILED")
         return run_id
 
     def find_child(self, number: int) -> str | None:
@@ -147,11 +141,11 @@ class SearchLayout:
         return runs[0].info.run_id if runs else None
 
     def mark_failed(self, run_id: str, reason: str, error: str) -> None:
-        self._set_tags(run_id, {"cnnlab.fail_reason": reason, "cnnlab.error": error[:5000]})
-        self.client.set_terminated(run_id, status="FAILED")
+        self.store.set_tags(run_id, {"cnnlab.fail_reason": reason, "cnnlab.error": error[:5000]})
+        self.store.terminate(run_id, "FAILED")
 
     def mark_pruned(self, run_id: str, reason: str) -> None:
-        self._set_tags(run_id, {"cnnlab.pruned": "true", "cnnlab.stop_reason": reason})
+        self.store.set_tags(run_id, {"cnnlab.pruned": "true", "cnnlab.stop_reason": reason})
 
     def close_stale(self, done: int) -> int:
         """Ends what a killed process left: RUNNING children, and children of trials the engine
@@ -162,12 +156,12 @@ class SearchLayout:
         for run in self._runs(f"tags.`mlflow.parentRunId` = '{self.parent_id}'"):
             number = int(run.data.tags.get(TRIAL_TAG, -1))
             if run.info.status == "RUNNING":
-                self._set_tags(run.info.run_id, {"cnnlab.interrupted": "true"})
+                self.store.set_tags(run.info.run_id, {"cnnlab.interrupted": "true"})
             elif number >= done and run.info.status != "KILLED":
-                self._set_tags(run.info.run_id, {"cnnlab.superseded": "true"})
+                self.store.set_tags(run.info.run_id, {"cnnlab.superseded": "true"})
             else:
                 continue
-            self.client.set_terminated(run.info.run_id, status="KILLED")
+            self.store.terminate(run.info.run_id, "KILLED")
             closed += 1
         return closed
 
@@ -183,43 +177,14 @@ class SearchLayout:
         return closed
 
     def mark_lost(self, run_id: str) -> None:
-        self._set_tags(run_id, {"cnnlab.interrupted": "true", "cnnlab.worker_lost": "true"})
-        self.client.set_terminated(run_id, status="KILLED")
+        self.store.set_tags(run_id, {"cnnlab.interrupted": "true", "cnnlab.worker_lost": "true"})
+        self.store.terminate(run_id, "KILLED")
 
     # ------------------------------------------------------------ helpers
 
     def _runs(self, filter_string: str, kind: str | None = None) -> list:
         if kind:
             filter_string += f" and tags.`cnnlab.run_kind` = '{kind}'"
-        return self.client.search_runs(
-            [self.experiment_id],
-            filter_string=filter_string,
-            order_by=["attributes.start_time DESC"],
-            max_results=10000,
+        return self.store.search_runs(
+            [self.experiment_id], filter_string, ["attributes.start_time DESC"], max_results=10000
         )
-
-    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
-        from mlflow.entities import Param
-
-        batch = [Param(k, v[:6000]) for k, v in params.items()]
-        for start in range(0, len(batch), 100):
-            self.client.log_batch(run_id, params=batch[start : start + 100])
-
-    def _log_metrics(self, run_id: str, values: dict[str, float], step: int) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in values.items()]
-        self.client.log_batch(run_id, metrics=batch)
-
-    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        if tags:
-            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-
-
-def param_text(value: Any) -> str:
-    import json
-
-    return json.dumps(value) if isinstance(value, list | bool) else str(value)

@@ -129,8 +129,16 @@ def run_search(
     tracking_uri: str | None = None,
     data_dir: str | None = None,
     on_trial: Callable[[TrialRecord], None] | None = None,
+    jobs: int = 1,
 ) -> SearchResult:
-    """Runs (or resumes) cfg's search; KeyboardInterrupt ends the parent KILLED and re-raises."""
+    """Runs (or resumes) cfg's search, `jobs` trials at once (search._parallel);
+    KeyboardInterrupt ends the parent KILLED and re-raises."""
+    if jobs > 1:
+        from cnnlab.search._parallel import run_parallel
+
+        return run_parallel(
+            cfg, jobs, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial
+        )
     space = prepare(cfg)
     if cfg.search.storage:
         return _run_shared(cfg, space, tracking_uri, data_dir, on_trial)

@@ -10,6 +10,7 @@ have no FINISHED run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -20,7 +21,9 @@ from typing import Any
 
 from cnnlab.config import Config
 from cnnlab.reports._collect import SEED_TAG, SEEDS_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.study._jobs import run_jobs
 from cnnlab.study._steps import Step, Target, Variant, load_steps, step_hash
+from cnnlab.tracking import Store
 
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set, before the validation split
 
@@ -76,26 +79,44 @@ def run_study(
     tune: Callable[..., Any] | None = None,
     echo: Callable[[str], None] = print,
     on_run: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> tuple[list[StepResult], str]:
     """Runs every step in order; returns what happened per step and the tracking URI.
 
     `seeds` (a count or a list) replaces every train step's own `seeds`. `echo` gets a line
-    per step and per run; `on_run(done, planned)` is called after each run.
+    per step and per run; `on_run(done, planned)` is called after each run. `jobs` train
+    runs go at once, each in a worker process with its share of the cores (train steps only:
+    a tune step's trials run as its [search] says).
     """
-    from cnnlab.tracking import client, resolve_uri
+    from cnnlab.tracking import resolve_uri
 
     steps = load_steps(folder, only)
     prefix = f"{folder.resolve().name}{'-quick' if quick else ''}"
     first = steps[0].config(steps[0].variants[0], quick)
     uri = resolve_uri(first.tracking, tracking_uri)
-    mlflow_client = client(uri)
-    plans = {s.name: _plan(s, prefix, quick, seeds, mlflow_client) for s in steps}
+    store = Store(uri)
+    plans = {s.name: _plan(s, prefix, quick, seeds, store) for s in steps}
     progress = Progress([j for plan in plans.values() for j in plan.jobs], on_run)
     results = []
-    for step in steps:
-        run = _Runner(step, prefix, quick, uri, mlflow_client, data_dir, progress, echo)
-        results.append(run.step(plans[step.name], tune or _tune))
+    trains = sum(len(p.jobs) for s, p in zip(steps, plans.values()) if s.kind == "train")
+    with _pool(min(jobs, trains)) as pool:
+        for step in steps:
+            run = _Runner(step, prefix, quick, uri, store, data_dir, progress, echo)
+            run.pool = pool
+            results.append(run.step(plans[step.name], tune or _tune))
     return results, uri
+
+
+@contextlib.contextmanager
+def _pool(jobs: int):
+    """Worker processes for the train runs when more than one runs at once; else None."""
+    if jobs <= 1:
+        yield None
+        return
+    from cnnlab._pool import WorkerPool
+
+    with WorkerPool(jobs) as pool:
+        yield pool
 
 
 @dataclass
@@ -107,13 +128,13 @@ class _Plan:
     skip: bool = False  # the store marks the step complete as it is now
 
 
-def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> _Plan:
+def _plan(step: Step, prefix: str, quick: bool, seeds, store: Store) -> _Plan:
     experiment = f"{prefix}/{step.name}"
     pairs = [(v, s) for v in step.variants for s in step.seed_list(v, seeds)]
     digest = step_hash(step, quick)
     complete = f"{digest}:{_seeds_key(pairs)}"
     by_variant = {v.name: [s for w, s in pairs if w is v] for v in step.variants}
-    exp = mlflow_client.get_experiment_by_name(experiment)
+    exp = store.find_experiment(experiment)
     if exp is not None and exp.tags.get("cnnlab.step_complete") == complete:
         return _Plan([], digest, complete, by_variant, skip=True)
     if step.kind == "tune":
@@ -121,7 +142,7 @@ def _plan(step: Step, prefix: str, quick: bool, seeds, mlflow_client) -> _Plan:
         images = cfg.search.trials * _images(cfg)
         job = _Job(step, step.variants[0], None, images, step.name)
         return _Plan([job], digest, complete, {})
-    done = _finished(mlflow_client, exp, digest)
+    done = _finished(store, exp, digest)
     several = len(pairs) > len(step.variants)
     jobs = [
         _Job(
@@ -142,17 +163,15 @@ _DESCRIBED = ("cnnlab.description", "cnnlab.hypothesis", "cnnlab.reference", "cn
 
 
 class _Runner:
-    def __init__(self, step, prefix, quick, uri, mlflow_client, data_dir, progress, echo):
+    def __init__(self, step, prefix, quick, uri, store: Store, data_dir, progress, echo):
         self.s, self.prefix, self.quick, self.uri = step, prefix, quick, uri
-        self.client, self.data_dir = mlflow_client, data_dir
+        self.store, self.data_dir = store, data_dir
         self.progress, self.echo = progress, echo
         self.experiment = f"{prefix}/{step.name}"
 
     def step(self, plan: _Plan, tune) -> StepResult:
-        from cnnlab.tracking import experiment_id
-
         self.digest = plan.digest
-        exp_id = experiment_id(self.client, self.experiment, self.uri)
+        exp_id = self.store.experiment_id(self.experiment)
         # Described again even when complete: a hypothesis or a reference edited after the
         # runs changes what the report says of them, not the runs.
         self._describe(exp_id, plan.seeds)
@@ -163,7 +182,7 @@ class _Runner:
         count = (
             self._search(plan.jobs[0], tune) if self.s.kind == "tune" else self._train(plan.jobs)
         )
-        self.client.set_experiment_tag(exp_id, "cnnlab.step_complete", plan.complete)
+        self.store.set_experiment_tag(exp_id, "cnnlab.step_complete", plan.complete)
         return StepResult(self.s.name, self.experiment, False, count)
 
     def _search(self, job: _Job, tune) -> int:
@@ -182,24 +201,18 @@ class _Runner:
         return cfg.search.trials
 
     def _train(self, jobs: list[_Job]) -> int:
-        from cnnlab.runner import load_splits, train_run
-
-        splits_cache: dict[str, Any] = {}
+        items = []
         for job in jobs:
             cfg = self.s.config(job.variant, self.quick, job.seed)
             cfg.tracking.experiment, cfg.tracking.run_name = self.experiment, job.name
-            key = json.dumps(vars(cfg.data), sort_keys=True)  # the split ignores train.seed
-            if key not in splits_cache:
-                splits_cache[key] = load_splits(cfg, self.data_dir)
             tags = {
                 STEP_HASH_TAG: self.digest,
                 VARIANT_TAG: job.variant.name,
                 SEED_TAG: str(job.seed),
             }
-            outcome = train_run(
-                cfg, tracking_uri=self.uri, splits=splits_cache[key], extra_tags=tags
-            )
-            r = outcome.result
+            items.append((cfg, self.uri, self.data_dir, tags))
+        for index, r in run_jobs(self.pool, items):
+            job = jobs[index]
             where = self.progress.advance(job.images)
             self.echo(
                 f"  {job.name}: val_loss {r.best_val_loss:.4f}  test_loss {r.test_loss:.4f}  "
@@ -235,14 +248,14 @@ class _Runner:
                     "reference": self._target(e.reference),
                 }
             )
-        existing = self.client.get_experiment(exp_id).tags
+        existing = self.store.experiment(exp_id).tags
         for key, value in tags.items():
             if existing.get(key) != value:
-                self.client.set_experiment_tag(exp_id, key, value)
+                self.store.set_experiment_tag(exp_id, key, value)
         # What the step no longer says must not stay behind for the report to read.
         for key in set(existing) - set(tags):
             if key.startswith((PUBLISHED, *_DESCRIBED)):
-                self.client.delete_experiment_tag(exp_id, key)
+                self.store.delete_experiment_tag(exp_id, key)
 
     def _target(self, target: Target) -> dict[str, str | None]:
         return {"experiment": f"{self.prefix}/{target.step}", "variant": target.variant}
@@ -254,14 +267,11 @@ def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, on_trial) -> 
     run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial)
 
 
-def _finished(mlflow_client, exp, digest: str) -> set[tuple[str, int | None]]:
+def _finished(store: Store, exp, digest: str) -> set[tuple[str, int | None]]:
     if exp is None:
         return set()
-    runs = mlflow_client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`{STEP_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
-        max_results=5000,
-    )
+    where = f"tags.`{STEP_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'"
+    runs = store.search_runs([exp.experiment_id], where, max_results=5000)
     return {(r.data.tags.get(VARIANT_TAG), _int(r.data.tags.get(SEED_TAG))) for r in runs}
 
 

@@ -1,40 +1,34 @@
 """Tracking: MLflow observes training through a callback; nothing here is imported by the loop.
 
-uri = resolve_uri(cfg.tracking, cli_override)
-with MlflowTracker(uri, cfg.tracking.experiment, params=flatten(cfg)) as tracker:
+tracking = MlflowTracking(resolve_uri(cfg.tracking, cli_override))   # or NoTracking()
+with tracking.tracker(RunSpec(cfg.tracking.experiment, flatten(cfg), tags)) as tracker:
     fit(model, splits, cfg.train, callbacks=[tracker])
+
+Store(uri) is the one way cnnlab's modules read and write MLflow experiments and runs.
 """
 
-from cnnlab.tracking._curves import learning_curves_svg
-from cnnlab.tracking._server import TrackingUnavailable, is_loopback, probe, server_command
+from cnnlab.tracking._adapter import Store
+from cnnlab.tracking._choice import MlflowTracking, NoTracking, RunSpec, Tracking
+from cnnlab.tracking._server import TrackingUnavailable, server_command
 from cnnlab.tracking._store import (
-    artifact_location,
-    client,
     default_uri,
-    experiment_id,
-    git_commit,
     prepare_store,
     resolve_uri,
-    run_tags,
     store_file,
 )
-from cnnlab.tracking._tracker import CONFUSION_ARTIFACT, MlflowTracker
+from cnnlab.tracking._tracker import CONFUSION_ARTIFACT
 
 __all__ = [
     "CONFUSION_ARTIFACT",
-    "MlflowTracker",
+    "MlflowTracking",
+    "NoTracking",
+    "RunSpec",
+    "Store",
+    "Tracking",
     "TrackingUnavailable",
-    "is_loopback",
-    "probe",
-    "server_command",
-    "artifact_location",
-    "client",
     "default_uri",
-    "experiment_id",
-    "git_commit",
-    "learning_curves_svg",
     "prepare_store",
     "resolve_uri",
-    "run_tags",
+    "server_command",
     "store_file",
 ]

@@ -29,10 +29,6 @@ def store_file(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
-def is_local_sqlite(uri: str) -> bool:
-    return store_file(uri) is not None
-
-
 def prepare_store(uri: str) -> None:
     """Creates the folder an embedded store's file goes in; nothing for other stores."""
     path = store_file(uri)
@@ -49,7 +45,8 @@ def artifact_location(uri: str) -> str | None:
 
 
 def client(uri: str):
-    """An MlflowClient on `uri`, creating the folder of an embedded store first."""
+    """An MlflowClient on `uri`, creating the folder of an embedded store first. The client
+    under Store: cnnlab's modules talk to MLflow through a Store, not through this."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # cnnlab fetches small files (a config, weights) and says itself what it does: MLflow's
     # per-download progress bars would only fill a notebook's output.
@@ -58,22 +55,6 @@ def client(uri: str):
 
     prepare_store(uri)
     return MlflowClient(tracking_uri=uri)
-
-
-def experiment_id(mlflow_client, name: str, uri: str) -> str:
-    """The id of experiment `name`, created on first use (artifacts beside an embedded store)."""
-    found = mlflow_client.get_experiment_by_name(name)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            mlflow_client.restore_experiment(found.experiment_id)
-        return found.experiment_id
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri))
-    except MlflowException:
-        # Another process created it between our lookup and create; use theirs.
-        return mlflow_client.get_experiment_by_name(name).experiment_id
 
 
 def git_commit() -> str | None:

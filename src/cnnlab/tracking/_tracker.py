@@ -18,12 +18,11 @@ from typing import Any
 import torch
 
 from cnnlab._signals import shielded
+from cnnlab.tracking._adapter import METRICS_PER_BATCH, Measurement, Store, measurements
 from cnnlab.tracking._curves import learning_curves_svg
 from cnnlab.tracking._server import TrackingUnavailable
-from cnnlab.tracking._store import client, experiment_id
 from cnnlab.training import Callback, EpochMetrics, TrainState
 
-PARAM_LIMIT = 6000  # MLflow's longest param value
 CONFUSION_ARTIFACT = "test_confusion.json"  # {"class_names": [...], "matrix": [[true][pred]]}
 # Per request against a server: fail fast, so a dead server costs seconds, not MLflow's minutes.
 HTTP_SETTINGS = {
@@ -46,7 +45,18 @@ class MlflowTracker(Callback):
         parent_run_id: str | None = None,
         log_weights: bool = True,
         patience_s: float = 120.0,
+        store: Store | None = None,
     ):
+        """One run of `experiment` at `uri`, opened by start() or `with`.
+
+        Args:
+            params: logged as the run's params (lists and booleans as JSON).
+            tags: the run's tags; artifacts: {file name: text} logged when the run opens.
+            run_name: MLflow's own name when empty. parent_run_id: nests the run.
+            log_weights: the trained state_dict as model/state_dict.pt.
+            patience_s: how long calls that must reach a server retry before giving up.
+            store: where to log (default: a Store on `uri`, opened at start).
+        """
         self.uri = uri
         self.experiment = experiment
         self.params = params
@@ -57,9 +67,9 @@ class MlflowTracker(Callback):
         self.log_weights = log_weights
         self.patience_s = patience_s  # how long must-arrive calls retry against a server
         self.remote = uri.startswith(("http://", "https://"))
-        self.client = None
+        self.store = store
         self.run_id: str | None = None
-        self.pending: list = []  # metrics not yet accepted by the server
+        self.pending: list[Measurement] = []  # metrics not yet accepted by the server
         self.late_epochs: list[int] = []
         self._gap_tagged = ""  # the late epochs already named in the gap tag
 
@@ -73,18 +83,13 @@ class MlflowTracker(Callback):
         if self.remote:
             for key, value in HTTP_SETTINGS.items():
                 os.environ.setdefault(key, value)
-        self.client = client(self.uri)
-        exp_id = experiment_id(self.client, self.experiment, self.uri)
-        if self.parent_run_id:
-            self.tags["mlflow.parentRunId"] = self.parent_run_id
-        run = self.client.create_run(exp_id, run_name=self.run_name, tags=self.tags)
+        if self.store is None:
+            self.store = Store(self.uri)
+        exp_id = self.store.experiment_id(self.experiment)
+        run = self.store.create_run(exp_id, self.run_name, self.tags, self.parent_run_id)
         self.run_id = run.info.run_id
-        self._log_params(self.params)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, text in self.artifacts.items():
-                path = Path(tmp) / name
-                path.write_text(text, encoding="utf-8")
-                self.client.log_artifact(self.run_id, str(path))
+        self.store.log_params(self.run_id, self.params)
+        self.store.log_texts(self.run_id, self.artifacts)
         return self.run_id
 
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
@@ -92,8 +97,8 @@ class MlflowTracker(Callback):
             return
         self._must(self._flush)
         if error:
-            self._must(self.client.set_tag, self.run_id, "cnnlab.error", error[:5000])
-        self._must(self.client.set_terminated, self.run_id, status=status)
+            self._must(self.store.set_tags, self.run_id, {"cnnlab.error": error[:5000]})
+        self._must(self.store.terminate, self.run_id, status)
 
     def __enter__(self) -> MlflowTracker:
         try:
@@ -135,32 +140,31 @@ class MlflowTracker(Callback):
         self.log_metrics(final, step=result.epochs_run)
         self._must(self._flush)
         if result.stop_reason:
-            self._must(self.client.set_tag, self.run_id, "cnnlab.stop_reason", result.stop_reason)
+            self._must(self.store.set_tags, self.run_id, {"cnnlab.stop_reason": result.stop_reason})
         # How the run actually trained, which the config alone does not say (the hardware decides).
-        how = f"{result.precision}, fused stem blocks: {result.fused_stem_blocks}"
-        self._must(self.client.set_tag, self.run_id, "cnnlab.compute", how)
+        if result.compute is not None:
+            how = result.compute.describe()
+            self._must(self.store.set_tags, self.run_id, {"cnnlab.compute": how})
         with tempfile.TemporaryDirectory() as tmp:
             curves = Path(tmp) / "learning_curves.svg"
             curves.write_text(learning_curves_svg(result.history, self.run_name or ""))
-            self._must(self.client.log_artifact, self.run_id, str(curves))
+            self._must(self.store.log_artifact, self.run_id, curves)
             history = Path(tmp) / "history.json"
             history.write_text(json.dumps([vars(m) for m in result.history], indent=1))
-            self._must(self.client.log_artifact, self.run_id, str(history))
+            self._must(self.store.log_artifact, self.run_id, history)
             if result.test_confusion is not None:  # so a report reads it, and runs no model
                 confusion = Path(tmp) / CONFUSION_ARTIFACT
                 table = {"class_names": result.class_names, "matrix": result.test_confusion}
                 confusion.write_text(json.dumps(table))
-                self._must(self.client.log_artifact, self.run_id, str(confusion))
+                self._must(self.store.log_artifact, self.run_id, confusion)
             if self.log_weights:
                 self._log_weights(state.model, Path(tmp))
 
     # ------------------------------------------------------------ helpers
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.pending += [Metric(k, float(v), now, step) for k, v in values.items()]
+        """Logs `values` at `step`; against an away server they wait in `pending` instead."""
+        self.pending += measurements(values, step)
         if not self.remote:
             with shielded():
                 self._flush()  # an embedded store's errors are real errors: let them raise
@@ -180,13 +184,13 @@ class MlflowTracker(Callback):
     def _flush(self) -> None:
         """Sends buffered metrics in order; on success notes any gap they covered."""
         while self.pending:
-            chunk = self.pending[:1000]  # MLflow's batch limit
-            self.client.log_batch(self.run_id, metrics=chunk)
+            chunk = self.pending[:METRICS_PER_BATCH]  # one call: accepted whole or not at all
+            self.store.log_measurements(self.run_id, chunk)
             del self.pending[: len(chunk)]
         late = ", ".join(map(str, sorted(set(self.late_epochs))))
         if late and late != self._gap_tagged:
             text = f"metrics of epochs {late} were buffered while the server was unreachable"
-            self.client.set_tag(self.run_id, "cnnlab.tracking_gap", text)
+            self.store.set_tags(self.run_id, {"cnnlab.tracking_gap": text})
             self._gap_tagged = late
 
     def _must(self, call, *args, **kwargs):
@@ -207,20 +211,8 @@ class MlflowTracker(Callback):
                     ) from None
                 time.sleep(2)
 
-    def _log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        batch = [Param(k, _param_text(v)) for k, v in params.items()]
-        for start in range(0, len(batch), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=batch[start : start + 100])
-
     def _log_weights(self, model: torch.nn.Module, tmp: Path) -> None:
         path = tmp / "state_dict.pt"
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save(weights, path)
-        self._must(self.client.log_artifact, self.run_id, str(path), artifact_path="model")
-
-
-def _param_text(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, list | bool) else str(value)
-    return text[:PARAM_LIMIT]
+        self._must(self.store.log_artifact, self.run_id, path, "model")

@@ -19,7 +19,7 @@ import torch
 
 from cnnlab._cpu import cpu_flags
 from cnnlab.config import TrainConfig
-from cnnlab.models import use_fused_stem
+from cnnlab.fusion import fuse
 
 # /proc/cpuinfo flags that mean bf16 matmuls and convolutions run natively, not emulated in fp32.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -62,6 +62,22 @@ def has_conv(model: torch.nn.Module) -> bool:
     return any(p.dim() == 4 for p in model.parameters())
 
 
+@dataclass(frozen=True)
+class ComputePath:
+    """Which path a run's steps took: the one record that results, tags and reports read."""
+
+    device: str  # "cpu", "cuda", ...
+    precision: str  # the autocast dtype: "bf16", or "fp32" for none
+    channels_last: bool
+    fused: tuple[str, ...] = ()  # blocks that ran fused (cnnlab.fusion), one line each
+
+    def describe(self) -> str:
+        """One line, e.g. "cpu, bf16, channels_last; fused: features.0: conv, max-pool, ..."."""
+        layout = "channels_last" if self.channels_last else "NCHW"
+        text = f"{self.device}, {self.precision}, {layout}"
+        return f"{text}; fused: {'; '.join(self.fused)}" if self.fused else text
+
+
 @dataclass
 class Runtime:
     """How batches meet the model: autocast dtype, memory layout, test-time flips."""
@@ -100,8 +116,13 @@ class Runtime:
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.channels_last:
             model.to(memory_format=layout)
-        self.fused_blocks = use_fused_stem(model, layout if self.fused_stem else None)
+        self.fused = fuse(model, layout if self.fused_stem else None)
         return model
+
+    @property
+    def path(self) -> ComputePath:
+        precision = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+        return ComputePath(self.device.type, precision, self.channels_last, self.fused)
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:

@@ -26,7 +26,7 @@ from cnnlab.training._callbacks import (
     selection_loss,
 )
 from cnnlab.training._ema import WeightAverage
-from cnnlab.training._fast import Augment, Runtime, set_threads
+from cnnlab.training._fast import Augment, ComputePath, Runtime, set_threads
 from cnnlab.training._optim import create_optimizer, create_scheduler
 
 
@@ -47,8 +47,7 @@ class FitResult:
     seconds: float  # wall time of the whole fit, test evaluation included
     stop_reason: str | None  # why training ended before cfg.epochs, if it did
     tested_epoch: int  # epoch whose weights were evaluated on the test set
-    precision: str = "fp32"  # the autocast dtype the run used: fp32 or bf16
-    fused_stem_blocks: int = 0  # conv blocks that ran as the native kernel (train.fused_stem)
+    compute: ComputePath | None = None  # the device, precision, layout and fused blocks it ran
     # counts of (true class, predicted class) on the test set, as the test metrics were taken;
     # None when the test set was not evaluated (a pruned trial)
     test_confusion: list[list[int]] | None = None
@@ -154,8 +153,7 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
         seconds=time.perf_counter() - started,
         stop_reason=state.stop_reason,
         tested_epoch=best.epoch if cfg.restore_best else len(state.history),
-        precision="bf16" if runtime.dtype == torch.bfloat16 else "fp32",
-        fused_stem_blocks=runtime.fused_blocks,
+        compute=runtime.path,
         test_confusion=confusion.tolist() if confusion is not None else None,
         class_names=data.class_names,
     )

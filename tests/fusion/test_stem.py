@@ -8,16 +8,18 @@ import torch
 from torch import nn
 
 from cnnlab.config import CnnConfig, ConvnetConfig
-from cnnlab.models import ConvBlock, _native, _stem, create_model, use_fused_stem
+from cnnlab.fusion import FusedBlock, _native, _stem, fuse
+from cnnlab.models import create_model
 
 
 def blocks(cin, cout, k, pad, relu, bias):
-    """The same layers twice: a fused ConvBlock and a plain Sequential with the same weights."""
+    """The same layers twice: a FusedBlock and a plain Sequential with the same weights."""
     layers = [nn.Conv2d(cin, cout, k, padding=pad, bias=bias), nn.MaxPool2d(2)]
     layers += [nn.ReLU()] if relu else []
     plain = nn.Sequential(*layers)
-    fused = ConvBlock(*copy.deepcopy(layers))
-    assert use_fused_stem(fused, torch.contiguous_format) == 1
+    fused = nn.Sequential(nn.Sequential(*copy.deepcopy(layers)))
+    assert len(fuse(fused, torch.contiguous_format)) == 1
+    assert isinstance(fused[0], FusedBlock) and fused[0].native
     return fused, plain
 
 
@@ -70,8 +72,8 @@ def test_ties_go_to_the_first_window_position_and_relu_cuts_the_gradient():
     the zero padding); channels with a negative bias are cut by the relu."""
     fused, plain = blocks(1, 16, 3, 1, True, True)
     with torch.no_grad():
-        for block in (fused, plain):
-            block[0].bias.copy_(torch.linspace(-1, 1, 16))
+        for conv in (fused[0][0], plain[0]):
+            conv.bias.copy_(torch.linspace(-1, 1, 16))
     x = torch.zeros(2, 1, 8, 8)
     x[:, :, 0, 0] = 1.0
     grad = torch.ones(2, 16, 4, 4)
@@ -106,13 +108,39 @@ def test_an_input_that_needs_its_gradient_takes_pytorch_ops():
         (CnnConfig(), 1),  # the study's model: the first block only (the second has 64 channels)
         (CnnConfig(activation="leaky_relu"), 1),  # conv and max-pool fused, the activation not
         (CnnConfig(activation="gelu"), 0),  # the activation sits between conv and max-pool
-        (CnnConfig(batchnorm=True), 0),
+        (CnnConfig(batchnorm=True), 1),  # BatchNorm folded into the conv
         (CnnConfig(pool_size=3), 0),
-        (ConvnetConfig(), 0),
+        (ConvnetConfig(), 1),  # conv, BatchNorm, max-pool, relu
     ],
 )
 def test_which_models_use_the_kernel(model, fused):
-    assert use_fused_stem(create_model(model), torch.channels_last) == fused
+    assert len(fuse(create_model(model), torch.channels_last)) == fused
+
+
+@pytest.mark.parametrize(
+    "model,how",
+    [
+        (
+            CnnConfig(batchnorm=True),
+            "features.0: conv, batchnorm, max-pool, relu as the native kernel",
+        ),
+        (
+            ConvnetConfig(convs_per_stage=2),
+            "features.0: conv, batchnorm folded into one conv",
+        ),
+        (
+            CnnConfig(batchnorm=True, activation="gelu"),
+            "features.0: conv, batchnorm folded into one conv",
+        ),
+    ],
+)
+def test_where_the_kernel_does_not_fit_batchnorm_is_folded_in_pytorch(model, how):
+    torch.manual_seed(0)
+    fused = create_model(model)
+    plain = copy.deepcopy(fused)
+    assert fuse(fused, torch.contiguous_format) == (how,)
+    x = torch.randn(8, 1, 28, 28)
+    torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
 
 
 def test_a_fused_model_keeps_its_modules_weights_and_outputs():
@@ -122,19 +150,34 @@ def test_a_fused_model_keeps_its_modules_weights_and_outputs():
     x = torch.randn(16, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         plain = model(x)
-        assert use_fused_stem(model, torch.channels_last) == 1
+        assert fuse(model, torch.channels_last) == (
+            "features.0: conv, max-pool, relu as the native kernel",
+        )
         fused = model(x)
     assert list(model.state_dict()) == keys
     torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
-    assert use_fused_stem(model, None) == 0
-    assert all(m.fused_stem is None for m in model.modules() if isinstance(m, ConvBlock))
+    assert fuse(model, None) == ()
+    assert not any(isinstance(m, FusedBlock) for m in model.modules())
 
 
 def test_without_the_library_every_block_takes_pytorch_ops(monkeypatch):
     monkeypatch.setattr(_stem, "_library", lambda: None)
     model = create_model(CnnConfig())
-    assert use_fused_stem(model, torch.channels_last) == 0
+    assert fuse(model, torch.channels_last) == ()
+    assert not any(isinstance(m, FusedBlock) for m in model.modules())
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_without_the_library_batchnorm_is_still_folded_into_the_conv(monkeypatch):
+    monkeypatch.setattr(_stem, "_library", lambda: None)
+    torch.manual_seed(0)
+    model = create_model(CnnConfig(batchnorm=True))
+    plain = copy.deepcopy(model)
+    assert fuse(model, torch.contiguous_format) == (
+        "features.0: conv, batchnorm folded into one conv",
+    )
+    x = torch.randn(8, 1, 28, 28)
+    torch.testing.assert_close(model(x), plain(x), rtol=1e-4, atol=1e-5)
 
 
 def test_the_library_is_built_once_per_machine(monkeypatch, tmp_path):
@@ -213,8 +256,8 @@ def test_a_nan_weight_gives_nan_outputs_as_pytorch_does():
     """Divergence must stay visible: relu and max-pool pass a NaN on, in bf16 too."""
     fused, plain = blocks(1, 16, 3, 1, True, True)
     with torch.no_grad():
-        for block in (fused, plain):
-            block[0].weight[3, 0, 1, 1] = float("nan")
+        for conv in (fused[0][0], plain[0]):
+            conv.weight[3, 0, 1, 1] = float("nan")
     x = torch.randn(2, 1, 8, 8)
     assert torch.equal(fused(x).isnan(), plain(x).isnan())
     assert fused(x)[:, 3].isnan().all()

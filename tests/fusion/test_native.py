@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.models import _native
+from cnnlab.fusion import _native
 
 SOURCE = Path(_native.__file__).with_name("_stem.c")
 OTHER_UID = 65534  # nobody

@@ -1,0 +1,13 @@
+"""Fusion: the CPU path's one transform of a built model (the native kernel lives here alone).
+
+from cnnlab.fusion import fuse
+
+fused = fuse(model, torch.channels_last)  # what now runs fused, one line per block
+
+The model families build plain PyTorch modules and know nothing of this package; the trainer
+calls `fuse` once on the CPU path and records what it returned.
+"""
+
+from cnnlab.fusion._blocks import FusedBlock, fuse
+
+__all__ = ["FusedBlock", "fuse"]
