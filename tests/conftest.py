@@ -136,3 +136,12 @@ def tracking_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def uri(tmp_path, monkeypatch):
+    """A fresh SQLite store in tmp_path, which is also the working directory; the
+    environment's MLFLOW_TRACKING_URI out of the way."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return f"sqlite:///{tmp_path}/runs/mlflow.db"

@@ -17,13 +17,6 @@ SPACE = {
 }
 
 
-@pytest.fixture
-def uri(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return f"sqlite:///{tmp_path}/runs/mlflow.db"
-
-
 def test_load_config_takes_dicts_paths_and_overrides_strictly(tmp_path):
     cfg = cnnlab.load_config(TINY, {"train.lr": 3e-4})
     assert (cfg.model.filters, cfg.train.lr, cfg.train.epochs) == (8, 3e-4, 2)

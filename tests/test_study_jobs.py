@@ -10,38 +10,28 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from test_study import TINY_STEP
 
 from cnnlab._pool import WorkerPool, core_shares
 from cnnlab.config import ConfigError
 from cnnlab.study import run_study
 from cnnlab.tracking import default_uri
 
-STEP = """
-[step]
-kind = "train"
-variants = {variants}
-seeds = [1, 2]
 
-[data]
-train_limit = 500
-val_fraction = 0.02
+def step_text(variants: str) -> str:
+    """test_study's tiny step with these variants, two seeds and one thread per run."""
+    head, rest = TINY_STEP.format(epochs=2).split("variants = ", 1)
+    rest = rest.split("\n", 1)[1]
+    return f"{head}variants = {variants}\nseeds = [1, 2]\n{rest}threads = 1\n"
 
-[model]
-filters = 8
-hidden_units = [16]
 
-[train]
-epochs = 2
-eval_batch_size = 500
-threads = 1
-"""
 TWO = '[{ name = "narrow", set = ["model.filters=4"] }, { name = "wide" }]'
 
 
 def study_folder(tmp_path: Path, variants: str = TWO) -> Path:
     folder = tmp_path / "jobs"
     folder.mkdir()
-    (folder / "1-widths.toml").write_text(STEP.format(variants=variants))
+    (folder / "1-widths.toml").write_text(step_text(variants))
     return folder
 
 
@@ -179,3 +169,23 @@ def test_each_worker_gets_its_share_of_the_cores():
         shares = dict(pool.run(os.sched_getaffinity, [(0,), (0,)]))
     if len(cores()) >= 2:
         assert len(shares[0] | shares[1]) == 2 and not shares[0] & shares[1]
+
+
+def test_the_default_is_one_run_per_four_cores(monkeypatch):
+    import cnnlab._pool as pool
+
+    monkeypatch.setattr(pool, "usable_cores", lambda: list(range(2)))
+    assert pool.default_jobs() == 1  # on 2 cores one run on both measured fastest
+    monkeypatch.setattr(pool, "usable_cores", lambda: list(range(16)))
+    assert pool.default_jobs() == 4
+
+
+@pytest.mark.parametrize("command", ["study", "tune"])
+def test_jobs_below_one_is_refused_in_one_line(command, capsys):
+    from cnnlab.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([command, "configs/default.toml", "--jobs", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--jobs: expected an integer >= 1, got '0'" in err[0]

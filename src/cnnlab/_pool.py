@@ -44,6 +44,14 @@ def usable_cores() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def default_jobs() -> int:
+    """Runs at once when the user does not say: one per 4 cores. On 2 cores one run on both
+    measured fastest (BENCHMARKS.md); a run of the study's models at batch 64 has a fixed cost
+    per step that more threads do not shrink, so a 16-core machine is better used as 4 runs of
+    4 cores than as one run of 16."""
+    return max(1, len(usable_cores()) // 4)
+
+
 def core_shares(jobs: int, cores: Sequence[int]) -> list[list[int]]:
     """`jobs` disjoint, nearly equal slices of `cores` (the first ones one larger); with more
     jobs than cores, one core each, taken in turn."""

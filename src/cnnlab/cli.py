@@ -229,13 +229,14 @@ def cmd_study(args) -> int:
     return EXIT_OK
 
 
-def _jobs_arg(parser, what: str) -> None:
+def _jobs_arg(parser, what: str, default: int | None = 1) -> None:
+    shown = "one per 4 cores" if default is None else default
     parser.add_argument(
         "--jobs",
         type=_positive_int,
-        default=1,
+        default=default,
         metavar="N",
-        help=f"{what}, each in a process with its share of the cores (default: 1)",
+        help=f"{what}, each in a process with its share of the cores (default: {shown})",
     )
 
 
@@ -365,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
         "(replaces the steps' own seeds)",
     )
     study.add_argument("--out", default="report", help="report folder (default: ./report)")
-    _jobs_arg(study, "train runs at once")
+    _jobs_arg(study, "train runs at once", default=None)
     _output_args(study, "print nothing but errors")
     _tracking_args(study)
     _data_dir_arg(study)

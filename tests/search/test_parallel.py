@@ -21,13 +21,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def uri(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return f"sqlite:///{tmp_path}/runs/mlflow.db"
-
-
 def test_two_jobs_run_every_trial_once_under_one_parent_and_resume(uri, tmp_path, fmnist):
     seen = []
     result = cnnlab.tune(TINY, tracking_uri=uri, progress=False, on_trial=seen.append, jobs=2)

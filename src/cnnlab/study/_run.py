@@ -79,14 +79,14 @@ def run_study(
     tune: Callable[..., Any] | None = None,
     echo: Callable[[str], None] = print,
     on_run: Callable[[int, int], None] | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
 ) -> tuple[list[StepResult], str]:
     """Runs every step in order; returns what happened per step and the tracking URI.
 
     `seeds` (a count or a list) replaces every train step's own `seeds`. `echo` gets a line
     per step and per run; `on_run(done, planned)` is called after each run. `jobs` train
     runs go at once, each in a worker process with its share of the cores (train steps only:
-    a tune step's trials run as its [search] says).
+    a tune step's trials run as its [search] says); None: one per 4 cores.
     """
     from cnnlab.tracking import resolve_uri
 
@@ -99,6 +99,10 @@ def run_study(
     progress = Progress([j for plan in plans.values() for j in plan.jobs], on_run)
     results = []
     trains = sum(len(p.jobs) for s, p in zip(steps, plans.values()) if s.kind == "train")
+    if jobs is None:
+        from cnnlab._pool import default_jobs
+
+        jobs = default_jobs()
     with _pool(min(jobs, trains)) as pool:
         for step in steps:
             run = _Runner(step, prefix, quick, uri, store, data_dir, progress, echo)
