@@ -9,20 +9,27 @@ warms the imports: it is reported as first_tracked_s and not counted. Prints one
 median wall seconds of each, the overhead of those medians in percent, and the median of the
 overheads within each round's pair, which drifts of the machine's speed between rounds (a few
 percent here, as large as the cost measured) do not move.
+
+With `--jobs N`, each timing is N such runs at once in worker processes (cnnlab's WorkerPool,
+as `cnnlab study --jobs N` runs them), all tracked into the one SQLite store or none: the cost
+of tracking where several processes write one store.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import tempfile
 import time
 from pathlib import Path
 
 from _common import emit, median, note
 
+from cnnlab._pool import WorkerPool
 from cnnlab.config import load_config
 from cnnlab.runner import load_splits, train_run
-from cnnlab.tracking import NoTracking
+from cnnlab.tracking import NoTracking, Store
 
 
 def timed(cfg, splits, store: Path | None) -> float:
@@ -34,21 +41,44 @@ def timed(cfg, splits, store: Path | None) -> float:
     return time.perf_counter() - started
 
 
+_SPLITS = {}  # per worker process: the data, loaded once
+
+
+def timed_in_worker(cfg, store: Path | None) -> float:
+    if "splits" not in _SPLITS:
+        _SPLITS["splits"] = load_splits(cfg)
+    return timed(cfg, _SPLITS["splits"], store)
+
+
+def timed_jobs(pool, cfg, store: Path | None) -> float:
+    """Wall seconds of `pool.jobs` runs at once, all tracked into one store or none."""
+    started = time.perf_counter()
+    list(pool.run(timed_in_worker, [(cfg, store)] * pool.jobs))
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/fast.toml")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, one store")
     args = parser.parse_args()
     cfg = load_config(args.config, args.set)
-    splits = load_splits(cfg)
     plain, tracked = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        warm = timed(cfg, splits, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.jobs > 1:
+            # The store made here first: workers creating it at once would race its migrations.
+            Store(f"sqlite:///{Path(tmp) / 'mlflow.db'}").experiment_id(cfg.tracking.experiment)
+            pool = stack.enter_context(WorkerPool(args.jobs))
+            run = functools.partial(timed_jobs, pool, cfg)
+        else:
+            run = functools.partial(timed, cfg, load_splits(cfg))
+        warm = run(Path(tmp))
         for r in range(args.rounds):
             for kind in ["plain", "tracked"] if r % 2 == 0 else ["tracked", "plain"]:
                 store = None if kind == "plain" else Path(tmp)
-                seconds = timed(cfg, splits, store)
+                seconds = run(store)
                 (plain if kind == "plain" else tracked).append(seconds)
                 note(f"round {r + 1} {kind}: {seconds:.2f} s")
     a, b = median(plain), median(tracked)
@@ -65,6 +95,7 @@ def main() -> None:
             "pairs_pct": [round(x, 1) for x in pairs],
             "first_tracked_s": round(warm, 2),
             "rounds": args.rounds,
+            "jobs": args.jobs,
             "all_runs": {"untracked": plain, "tracked": tracked},
         }
     )

@@ -51,6 +51,13 @@ def test_time_to_accuracy_reports_targets_not_reached_as_null():
     assert out["seconds_to_90.38"] is None and out["accuracy_within_budget"] == accuracy
 
 
+def test_tracking_overhead_times_parallel_jobs_on_one_store():
+    tiny = ["--set", "data.train_limit=500", "train.epochs=1"]
+    out = bench("tracking_overhead.py", "--rounds", "1", "--jobs", "2", *tiny)
+    assert out["jobs"] == 2 and len(out["all_runs"]["tracked"]) == 1
+    assert out["tracked_s"] > 0 and out["untracked_s"] > 0
+
+
 def test_tracking_overhead_pairs_tracked_and_untracked_runs():
     tiny = ["--set", "data.train_limit=1000", "train.epochs=1"]
     out = bench("tracking_overhead.py", "--rounds", "2", *tiny)
