@@ -19,6 +19,8 @@ from torch import nn
 from cnnlab.fusion._fold import fold_batchnorm, foldable
 from cnnlab.fusion._stem import StemFunction, fits_conv, fits_pool, kernel_available
 
+_NAMES = {nn.Conv2d: "conv", nn.BatchNorm2d: "batchnorm", nn.MaxPool2d: "max-pool", nn.ReLU: "relu"}
+
 
 class FusedBlock(nn.Sequential):
     """A conv block whose leading layers run as one op on image batches (see the module doc)."""
@@ -27,19 +29,14 @@ class FusedBlock(nn.Sequential):
         super().__init__(*layers)
         self.span = block_span(self)
         self.native = native and self.span > 0
+        self.has_batchnorm = _folds(layers)
         self.memory_format = memory_format  # the layout the rest of the model expects
-
-    @property
-    def has_batchnorm(self) -> bool:
-        return foldable(self[1], self[0])
 
     def describe(self) -> str:
         if not self.native:
             return "conv, batchnorm folded into one conv"
-        names = ["conv", "batchnorm", "max-pool", "relu"]
-        if not self.has_batchnorm:
-            names.remove("batchnorm")
-        return f"{', '.join(names[: self.span])} as the native kernel"
+        names = ", ".join(_NAMES[type(layer)] for layer in list(self)[: self.span])
+        return f"{names} as the native kernel"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _takes(x):
@@ -68,7 +65,7 @@ class FusedBlock(nn.Sequential):
         train = torch.is_grad_enabled() and (
             weight.requires_grad or bias is not None and bias.requires_grad
         )
-        relu = self.span == len(_pattern(self))
+        relu = type(self[self.span - 1]) is nn.ReLU
         out = StemFunction.apply(x, weight, bias, self[0].padding[0], relu, dtype, train)
         return out.contiguous(memory_format=self.memory_format)  # no copy for channels_last
 
@@ -79,13 +76,9 @@ def _takes(x: torch.Tensor) -> bool:
     return cpu_fp32 and x.dim() == 4 and not x.requires_grad
 
 
-def _pattern(block: nn.Sequential) -> list[str]:
-    """The names of the layers the kernel could take, as `block` starts."""
-    layers = list(block)
-    names = ["conv", "max-pool", "relu"]
-    if len(layers) > 1 and foldable(layers[1], layers[0]):
-        names.insert(1, "batchnorm")
-    return names
+def _folds(layers: list[nn.Module]) -> bool:
+    """The block starts with a conv the fold takes, then BatchNorm over its channels."""
+    return len(layers) > 1 and fits_conv(layers[0]) and foldable(layers[1], layers[0])
 
 
 def block_span(block: nn.Module) -> int:
@@ -94,7 +87,7 @@ def block_span(block: nn.Module) -> int:
     layers = list(block) if isinstance(block, nn.Sequential) else []
     if not layers or not fits_conv(layers[0]):
         return 0
-    at = 2 if len(layers) > 1 and foldable(layers[1], layers[0]) else 1
+    at = 2 if _folds(layers) else 1
     if len(layers) <= at or not fits_pool(layers[at]):
         return 0
     return at + 2 if len(layers) > at + 1 and type(layers[at + 1]) is nn.ReLU else at + 1
@@ -111,14 +104,13 @@ def fuse(model: nn.Module, memory_format: torch.memory_format | None) -> tuple[s
     if found is None:
         return ()
     parent, name, block = found
-    layers = list(block)
-    folds = len(layers) > 1 and fits_conv(layers[0]) and foldable(layers[1], layers[0])
-    if memory_format is None or not (block_span(block) or folds):
+    layers, span = list(block), block_span(block)
+    if memory_format is None or not (span or _folds(layers)):
         if isinstance(block, FusedBlock):
             parent._modules[name] = nn.Sequential(*layers)
         return ()
-    native = bool(block_span(block)) and kernel_available()
-    if not native and not folds:
+    native = bool(span) and kernel_available()
+    if not native and not _folds(layers):
         return ()
     fused = FusedBlock(*layers, native=native, memory_format=memory_format)
     fused.train(block.training)

@@ -105,8 +105,7 @@ def run_study(
         jobs = default_jobs()
     with _pool(min(jobs, trains)) as pool:
         for step in steps:
-            run = _Runner(step, prefix, quick, uri, store, data_dir, progress, echo)
-            run.pool = pool
+            run = _Runner(step, prefix, quick, uri, store, data_dir, progress, echo, pool)
             results.append(run.step(plans[step.name], tune or _tune))
     return results, uri
 
@@ -167,10 +166,11 @@ _DESCRIBED = ("cnnlab.description", "cnnlab.hypothesis", "cnnlab.reference", "cn
 
 
 class _Runner:
-    def __init__(self, step, prefix, quick, uri, store: Store, data_dir, progress, echo):
+    def __init__(self, step, prefix, quick, uri, store: Store, data_dir, progress, echo, pool):
         self.s, self.prefix, self.quick, self.uri = step, prefix, quick, uri
         self.store, self.data_dir = store, data_dir
         self.progress, self.echo = progress, echo
+        self.pool = pool  # worker processes for the train runs, or None: runs here, in order
         self.experiment = f"{prefix}/{step.name}"
 
     def step(self, plan: _Plan, tune) -> StepResult:
