@@ -99,3 +99,11 @@ eval_batch_size = 500
     assert [r["runs"] for r in lines] == [2, 2, 4]
     assert lines[-1]["seconds"] >= lines[0]["seconds"] + lines[1]["seconds"]
     assert all(r["jobs"] == 2 for r in lines) and lines[-1]["report_seconds"] > 0
+
+
+def test_folder_load_times_the_first_and_second_load():
+    out = bench("folder_load.py", "--rounds", "1", "--limit", "200")
+    assert out["images"] == 400 and out["rounds"] == 1
+    seconds = out["median_seconds"]
+    assert set(seconds) == {"first_load", "second_load", "idx_load"}
+    assert 0 < seconds["second_load"] < seconds["first_load"]

@@ -189,18 +189,49 @@ def cmd_summary(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from cnnlab.data import find_data_dir, verify_all
+    from cnnlab.data import REGISTRY, find_data_dir, verify_all
 
-    if not args.verify:
-        print(find_data_dir(args.data_dir, download=not args.no_download))
+    if args.list:
+        rows = [_dataset_row(spec) for spec in REGISTRY.values()]
+        if args.json:
+            print(json.dumps(rows))
+            return EXIT_OK
+        for row in rows:
+            shape = "x".join(map(str, row["input_shape"]))
+            where = row["found_in"] or "not on disk (downloaded on first use)"
+            print(f"{row['name']:<14} {shape:<8} {row['classes']:>3} classes  {row['about']}")
+            print(f"{'':<14} {where}")
         return EXIT_OK
-    reports = verify_all(args.data_dir, download=not args.no_download)
+    download = not args.no_download
+    if not args.verify:
+        print(find_data_dir(args.data_dir, download=download, dataset=args.dataset))
+        return EXIT_OK
+    reports = verify_all(args.data_dir, download=download, dataset=args.dataset)
     if args.json:
         print(json.dumps([{**vars(r), "path": str(r.path)} for r in reports]))
         return EXIT_OK
     for r in reports:
         print(f"ok  {r.name:<26} {r.count:>6} items  sha256 {r.sha256}  {r.path}")
     return EXIT_OK
+
+
+def _dataset_row(spec) -> dict:
+    from cnnlab.data import DataError, find_data_dir
+
+    try:  # only files already on disk: listing never downloads
+        found = str(find_data_dir(download=False, dataset=spec.name))
+    except DataError:
+        found = None
+    return {
+        "name": spec.name,
+        "about": spec.about,
+        "input_shape": list(spec.input_shape),
+        "classes": spec.num_classes,
+        "class_names": list(spec.class_names),
+        "files": list(spec.file_names),
+        "mirror": spec.mirror,
+        "found_in": found,
+    }
 
 
 def cmd_study(args) -> int:
@@ -348,11 +379,15 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print the summary as JSON")
     summary.set_defaults(handler=cmd_summary)
 
-    data = sub.add_parser("data", help="locate (or download) Fashion-MNIST")
+    data = sub.add_parser("data", help="list the built-in datasets; locate, download, verify one")
+    data.add_argument(
+        "dataset", nargs="?", default="fashion-mnist", help="a built-in (default fashion-mnist)"
+    )
     _data_dir_arg(data)
+    data.add_argument("--list", action="store_true", help="the built-in datasets, and where")
     data.add_argument("--verify", action="store_true", help="check every file and print it")
     data.add_argument("--no-download", action="store_true", help="fail instead of downloading")
-    data.add_argument("--json", action="store_true", help="with --verify: print JSON")
+    data.add_argument("--json", action="store_true", help="with --list or --verify: print JSON")
     data.set_defaults(handler=cmd_data)
 
     study = sub.add_parser("study", help="run a study folder step by step, then report")
@@ -419,7 +454,7 @@ def _tracking_args(p: argparse.ArgumentParser) -> None:
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
+    p.add_argument("--data-dir", help="folder with the built-in dataset's files")
 
 
 if __name__ == "__main__":

@@ -78,13 +78,51 @@ class DataConfig(_Checked):
     CHECKS: ClassVar[dict[str, tuple[Any, str]]] = {
         "val_fraction": _FRACTION,
         "train_limit": _AT_LEAST_0,
+        "test_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
     }
 
-    dataset: Literal["fashion-mnist"] = "fashion-mnist"  # the only dataset so far
+    # a built-in (fashion-mnist, mnist, kmnist, cifar-10: `cnnlab data --list`) or "folder"
+    dataset: str = "fashion-mnist"
+    path: str = ""  # "folder": one sub-folder of images per class, optional train/ and test/
+    image_size: int | list[int] = 0  # "folder": resize to this side or [height, width]; 0 = as
+    # stored, where every image must have the same size
+    test_fraction: float = 0.2  # "folder" without test/: share held out as the test set, (0, 1)
     val_fraction: float = 0.1  # share of the training set held out for model selection, [0, 1)
     train_limit: int = 0  # train on this many images of the training split; 0 = all of them
     split_seed: int = 42  # seeds the validation split alone, so runs that differ in train.seed
-    # (a study's seeds) are selected and compared on the same validation images
+    # (a study's seeds) are selected and compared on the same validation images; a folder's
+    # held-out test set too
+
+    def _check_together(self) -> None:
+        from cnnlab.data._registry import DATASET_NAMES, FOLDER  # data imports config
+
+        if self.dataset not in DATASET_NAMES:
+            close = difflib.get_close_matches(self.dataset, DATASET_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"data.dataset: expected one of {', '.join(DATASET_NAMES)}, "
+                f"got {self.dataset!r}{hint}"
+            )
+        folder = self.dataset == FOLDER
+        if folder and not self.path:
+            raise ConfigError('data.path: expected the folder of images for dataset = "folder"')
+        sizes = self.image_size if isinstance(self.image_size, list) else [self.image_size]
+        if isinstance(self.image_size, list) and not (
+            len(sizes) == 2 and all(isinstance(v, int) and v > 0 for v in sizes)
+        ):
+            raise ConfigError(
+                f"data.image_size: expected a side >= 0 or [height, width] > 0, "
+                f"got {self.image_size!r}"
+            )
+        if not isinstance(self.image_size, list) and self.image_size < 0:
+            raise ConfigError(f"data.image_size: expected >= 0, got {self.image_size!r}")
+        if not folder:
+            for key, default in (("path", ""), ("image_size", 0)):
+                if getattr(self, key) != default:
+                    raise ConfigError(
+                        f'data.{key}: expected only with dataset = "folder", '
+                        f"got {getattr(self, key)!r} with dataset = {self.dataset!r}"
+                    )
 
 
 @dataclass

@@ -10,13 +10,14 @@ check the architecture (no data, no run) -> load and verify data (no run) -> ope
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.config import Config, flatten, to_toml
-from cnnlab.data import DATASET_SHAPES, Splits, load_fashion_mnist, make_splits
+from cnnlab.data import FOLDER, DatasetInfo, Splits, dataset_info, load_data, make_splits
 from cnnlab.models import (
     BUILT_IN_MODELS,
     ArchitectureError,
@@ -28,6 +29,8 @@ from cnnlab.models import (
 )
 from cnnlab.tracking import MlflowTracking, RunSpec, Store, Tracking, resolve_uri
 from cnnlab.training import Callback, FitResult, fit, seed_everything
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,9 +49,13 @@ class Outcome:
     model: Any = None  # the trained network, holding the weights that were tested
 
 
-def build(cfg: Config) -> Built:
-    """Checks the architecture by arithmetic, builds it, and dissects it by a dry run."""
-    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
+def build(cfg: Config, info: DatasetInfo | None = None, data_dir: str | None = None) -> Built:
+    """Checks the architecture by arithmetic, builds it, and dissects it by a dry run.
+
+    The input shape and classes come from `info`, else from the config's dataset (a folder's
+    are read from its images: DataError when they cannot be trusted)."""
+    info = info or dataset_info(cfg.data, data_dir)
+    input_shape, classes = info.input_shape, info.num_classes
     check_architecture(cfg.model, input_shape, classes)
     seed_everything(cfg.train.seed)  # initial weights depend on the seed alone
     if cfg.model.name in BUILT_IN_MODELS:
@@ -105,14 +112,28 @@ def logged_model(store: Store, run_id: str) -> tuple[Config, Any]:
             ) from exc
         cfg = load_config(Path(cfg_path))
         state = torch.load(weights, weights_only=True, map_location="cpu")
-    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
+        input_shape, classes = _logged_io(store, run_id, cfg, tmp)
     model = create_model(cfg.model, input_shape, classes)
     model.load_state_dict(state)
     return cfg, model
 
 
+def _logged_io(store: Store, run_id: str, cfg: Config, tmp: str) -> tuple[tuple[int, ...], int]:
+    """A built-in dataset's shape is the registry's; a folder's is what the run logged (the
+    folder need not exist where the model is loaded)."""
+    if cfg.data.dataset != FOLDER:
+        info = dataset_info(cfg.data)
+        return info.input_shape, info.num_classes
+    path = store.download_artifacts(run_id, "architecture.json", tmp)
+    with open(path) as f:
+        logged = json.load(f)
+    return tuple(logged["input_shape"]), logged["layers"][-1]["out_shape"][0]
+
+
 def load_splits(cfg: Config, data_dir: str | None = None) -> Splits:
-    raw = load_fashion_mnist(data_dir)
+    raw = load_data(cfg.data, data_dir)
+    if raw.note:
+        log.warning("cnnlab: %s", raw.note)
     return make_splits(raw, cfg.data.val_fraction, cfg.data.train_limit, cfg.data.split_seed)
 
 
@@ -142,7 +163,7 @@ def train_run(
     """Trains cfg's model, observed by one tracker that records the run.
 
     Args:
-        data_dir: where Fashion-MNIST is; ignored when `splits` are given.
+        data_dir: where a built-in dataset's files are; ignored when `splits` are given.
         tracking_uri: the MLflow store when `tracking` is None (else as resolve_uri finds it).
         tracking: where the run is recorded: MlflowTracking(uri), NoTracking() or a double.
         callbacks: observers of the training loop, called before the tracker.
@@ -150,16 +171,21 @@ def train_run(
 
     Returns: the Outcome: run id (None when untracked), result, summary and trained model.
     """
-    built = build(cfg)
+    info = None
+    if splits is not None:
+        known = len(splits.train_x) + len(splits.val_x)
+        info = DatasetInfo(splits.input_shape, tuple(splits.class_names), known)
+    built = build(cfg, info, data_dir)
     if tracking is None:
         tracking = MlflowTracking(resolve_uri(cfg.tracking, tracking_uri))
     tracking.check()  # a server that is not there fails in seconds, before data is loaded
     splits = splits if splits is not None else load_splits(cfg, data_dir)
+    data_tags = {"cnnlab.data_note": splits.note} if splits.note else {}
     tracker = tracking.tracker(
         RunSpec(
             cfg.tracking.experiment,
             params={**flatten(cfg), **architecture_params(built.summary)},
-            tags={"cnnlab.model": cfg.model.name, **(extra_tags or {})},
+            tags={"cnnlab.model": cfg.model.name, **data_tags, **(extra_tags or {})},
             artifacts={
                 "config.toml": to_toml(cfg),
                 "architecture.txt": format_summary(built.summary),

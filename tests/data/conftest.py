@@ -19,11 +19,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from data_helpers import use_system_dir
 
-from cnnlab.data import KINDS, RawData, load_fashion_mnist
+from cnnlab.data import KINDS, REGISTRY, RawData, load_fashion_mnist
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-DATA_ENV = ("CNNLAB_DATA_DIR", "CNNLAB_CACHE_DIR", "XDG_CACHE_HOME", "CNNLAB_DATA_MIRROR")
+DATA_ENV = (
+    "CNNLAB_CACHE_DIR",
+    "XDG_CACHE_HOME",
+    *(spec.dir_env for spec in REGISTRY.values()),
+    *(spec.mirror_env for spec in REGISTRY.values()),
+)
 
 
 def gz_name(kind: str) -> str:
@@ -56,7 +62,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in DATA_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("cnnlab.data._fashion_mnist.DEBIAN_DIR", tmp_path / "no-debian")
+    use_system_dir(monkeypatch, tmp_path / "no-debian")
     return tmp_path / "cache" / "fashion-mnist"
 
 

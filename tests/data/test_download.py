@@ -21,7 +21,7 @@ def test_download_fills_the_cache(cache: Path, mirror, debian_dir: Path):
     assert raw.source == cache
     assert names(cache) == sorted(f"{kind}.gz" for kind in KINDS)
     assert sorted(mirror.requests) == sorted(f"/{kind}.gz" for kind in KINDS)
-    assert raw.train_images.shape == (60_000, 28, 28)
+    assert raw.train_images.shape == (60_000, 1, 28, 28)
 
     assert find_data_dir() == cache
     assert len(mirror.requests) == 4  # the second call found the cache

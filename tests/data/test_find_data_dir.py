@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from data_helpers import use_system_dir
 
 from cnnlab.data import DataError, find_data_dir, load_fashion_mnist
 
@@ -13,7 +14,7 @@ PARTIAL = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-id
 
 @pytest.fixture
 def with_debian(debian_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("cnnlab.data._fashion_mnist.DEBIAN_DIR", debian_dir)
+    use_system_dir(monkeypatch, debian_dir)
     return debian_dir
 
 

@@ -97,7 +97,8 @@ def train(
 
     Args:
         config, overrides: as for load_config.
-        data_dir: where Fashion-MNIST is (default: found or downloaded, as the CLI does).
+        data_dir: where a built-in dataset's files are (default: found or downloaded, as the
+            CLI does); a folder dataset is at data.path.
         tracking_uri: the MLflow store (default: MLFLOW_TRACKING_URI, tracking.uri, then
             ./cnnlab-runs).
         track: False trains without MLflow (run_id is then None).

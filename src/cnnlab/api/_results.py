@@ -67,7 +67,8 @@ class RunResult(_Shown):
     artifact_uri: str | None  # where config.toml, architecture.txt, model/ ... were logged
     data_dir: str | None = None  # where the run's data was found, for predict's normalisation
     fit: Any = None  # cnnlab.training.FitResult of a run trained here; None for a loaded run
-    _pixel_stats: tuple[float, float] | None = field(default=None, repr=False)
+    # per-channel (mean, std) of the training split, found once per result
+    _pixel_stats: tuple[tuple[float, ...], ...] | None = field(default=None, repr=False)
 
     def predict(self, images, batch_size: int = 1000):
         """Class index of each image (uint8, N x H x W or N x C x H x W), computed as the run

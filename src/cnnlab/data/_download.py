@@ -1,4 +1,4 @@
-"""Fetch missing Fashion-MNIST files from a mirror into the user cache, all or nothing per file.
+"""Fetch a dataset's missing files from a mirror into the user cache, all or nothing per file.
 
 Each file streams into a private `.part` file next to its final name, is verified in full, and
 only then renamed into place; any failure deletes the `.part`. A file in the cache under its
@@ -14,42 +14,45 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from cnnlab._cache import cache_root
-from cnnlab.data._idx import DataError, file_name, verify_bytes
+from cnnlab.data._idx import DataError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 TIMEOUT_S = 30.0  # per blocking socket operation, not per file
 _CHUNK = 1 << 20  # bytes per read while streaming
 
 
-def cache_dir() -> Path:
-    """`<cache>/fashion-mnist`; <cache> is $CNNLAB_CACHE_DIR, $XDG_CACHE_HOME/cnnlab or ~/.cache."""
-    return cache_root() / "fashion-mnist"
+# verify(bytes, file name, url): raises DataError unless the bytes are the file they should be.
+Verify = Callable[[bytes, str, str], object]
 
 
-def mirror_url() -> str:
-    return os.environ.get("CNNLAB_DATA_MIRROR") or DEFAULT_MIRROR
+def cache_dir(dataset: str) -> Path:
+    """`<cache>/<dataset>`; <cache> is $CNNLAB_CACHE_DIR, $XDG_CACHE_HOME/cnnlab or ~/.cache."""
+    return cache_root() / dataset
 
 
-def download(kinds: list[str], target: Path, mirror: str) -> None:
-    """Fetch each kind into `target`; the first failure raises DataError, leaving no part behind."""
+def mirror_url(env: str, default: str) -> str:
+    return os.environ.get(env) or default
+
+
+def download(names: list[str], target: Path, mirror: str, verify: Verify) -> None:
+    """Fetch each file into `target`; the first failure raises DataError, leaving no part behind."""
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(
             f"{target}: cache dir: expected a writable directory, got {exc.strerror} ({target})"
         ) from None
-    for kind in kinds:
-        _fetch(kind, target, mirror.rstrip("/") + "/" + file_name(kind))
+    for name in names:
+        _fetch(name, target, mirror.rstrip("/") + "/" + name, verify)
 
 
-def _fetch(kind: str, target: Path, url: str) -> None:
-    name = file_name(kind)
+def _fetch(name: str, target: Path, url: str, verify: Verify) -> None:
     log.info("downloading %s", url)
     # A unique part name: two processes filling the same cache cannot write into one file.
     fd, part_name = tempfile.mkstemp(prefix=f"{name}.", suffix=".part", dir=target)
@@ -58,7 +61,7 @@ def _fetch(kind: str, target: Path, url: str) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             _stream(url, out, name)
-        verify_bytes(part.read_bytes(), kind, name, url)
+        verify(part.read_bytes(), name, url)
         os.replace(part, target / name)
         done = True
     finally:

@@ -1,6 +1,6 @@
-"""Seeded train / validation / test splits of Fashion-MNIST as in-memory tensors.
+"""Seeded train / validation / test splits of a dataset as in-memory tensors.
 
-    splits = make_splits(load_fashion_mnist(), val_fraction=0.1, train_limit=0, seed=42)
+    splits = make_splits(load_dataset("fashion-mnist"), val_fraction=0.1, train_limit=0, seed=42)
     splits.train_x.shape, splits.mean, describe_splits(splits)
 
 The validation split is held out of the official training set, so the test set is touched only
@@ -17,14 +17,14 @@ from typing import Any
 import torch
 
 from cnnlab.config import ConfigError
-from cnnlab.data._fashion_mnist import CLASS_NAMES, RawData
+from cnnlab.data._builtin import RawData
 
 _STATS_CHUNK = 8192  # images per float64 chunk when computing pixel statistics
 
 
 @dataclass
 class Splits:
-    """Images uint8 [N, 1, 28, 28], labels int64 [N]; the validation split may be empty."""
+    """Images uint8 [N, C, H, W], labels int64 [N]; the validation split may be empty."""
 
     train_x: torch.Tensor = field(repr=False)
     val_x: torch.Tensor = field(repr=False)
@@ -32,12 +32,13 @@ class Splits:
     train_y: torch.Tensor = field(repr=False)
     val_y: torch.Tensor = field(repr=False)
     test_y: torch.Tensor = field(repr=False)
-    mean: float  # pixel mean of the training split, [0, 1] scale
-    std: float  # pixel standard deviation of the training split, [0, 1] scale
-    num_classes: int = 10
-    input_shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width of one image
-    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    mean: tuple[float, ...]  # per-channel pixel mean of the training split, [0, 1] scale
+    std: tuple[float, ...]  # per-channel pixel standard deviation of the training split
+    num_classes: int
+    input_shape: tuple[int, int, int]  # channels, height, width of one image
+    class_names: list[str]
     checksum: str = ""  # RawData.checksum of the data the splits came from
+    note: str = ""  # RawData.note: how the test set came about, when not from the files
 
 
 def make_splits(raw: RawData, val_fraction: float, train_limit: int, seed: int) -> Splits:
@@ -57,12 +58,12 @@ def make_splits(raw: RawData, val_fraction: float, train_limit: int, seed: int) 
         )
     if train_limit > 0:
         train_idx = train_idx[:train_limit]
-    train_x = _channels(raw.train_images[train_idx])
+    train_x = raw.train_images[train_idx]
     mean, std = pixel_stats(train_x)
     return Splits(
         train_x=train_x,
-        val_x=_channels(raw.train_images[val_idx]),
-        test_x=_channels(raw.test_images.clone()),  # independent of raw, like the others
+        val_x=raw.train_images[val_idx],
+        test_x=raw.test_images.clone(),  # independent of raw, like the others
         train_y=raw.train_labels[train_idx],
         val_y=raw.train_labels[val_idx],
         test_y=raw.test_labels.clone(),
@@ -72,6 +73,7 @@ def make_splits(raw: RawData, val_fraction: float, train_limit: int, seed: int) 
         input_shape=tuple(train_x.shape[1:]),
         class_names=list(raw.class_names),
         checksum=raw.checksum,
+        note=raw.note,
     )
 
 
@@ -83,21 +85,29 @@ def describe_splits(splits: Splits) -> dict[str, Any]:
         "test": len(splits.test_x),
         "num_classes": splits.num_classes,
         "input_shape": list(splits.input_shape),
-        "mean": splits.mean,
-        "std": splits.std,
+        "mean": [round(m, 6) for m in splits.mean],
+        "std": [round(s, 6) for s in splits.std],
     }
 
 
-def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
-    """Mean and std of uint8 pixels in [0, 1] scale; float64 sums, a chunk at a time."""
-    total, squares, count = 0.0, 0.0, images.numel()
+def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 [N, C, H, W] pixels in [0, 1] scale; float64 sums, a
+    chunk at a time."""
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
     for chunk in images.split(_STATS_CHUNK):
         values = chunk.to(torch.float64)
-        total += float(values.sum())
-        squares += float(values.square().sum())
-    mean = total / count / 255.0
-    var = max(squares / count / 255.0**2 - mean * mean, 0.0)  # rounding can dip below zero
-    return mean, math.sqrt(var)
+        total += values.sum(dim=(0, 2, 3))
+        squares += values.square().sum(dim=(0, 2, 3))
+    count = images.numel() / channels
+    means, stds = [], []
+    for c in range(channels):
+        mean = float(total[c]) / count / 255.0
+        var = max(float(squares[c]) / count / 255.0**2 - mean * mean, 0.0)  # rounding can dip < 0
+        means.append(mean)
+        stds.append(math.sqrt(var))
+    return tuple(means), tuple(stds)
 
 
 def _split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +121,3 @@ def _split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[:n_val], perm[n_val:]
-
-
-def _channels(images: torch.Tensor) -> torch.Tensor:
-    return images.unsqueeze(1).contiguous()

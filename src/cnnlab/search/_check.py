@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.config import CnnConfig, Config, ConfigError
-from cnnlab.data import DATASET_SHAPES
+from cnnlab.data import InfoCache
 from cnnlab.models import check_architecture, create_model, plan_cnn
 from cnnlab.search._objective import trial_config
 from cnnlab.search._space import Space, extremes, sample
@@ -67,18 +67,19 @@ def check_space(cfg: Config, space: Space, samples: int = 1000) -> SpaceReport:
     rng = np.random.default_rng(cfg.search.seed)
     report = SpaceReport(samples, 0, 0)
     valid: list[dict[str, Any]] = []
+    infos = InfoCache()
     for _ in range(samples):
         params = sample(space, rng)
         try:
-            trial = _checked(cfg, params)
+            trial = _checked(cfg, params, infos)
         except ConfigError as exc:
             report.invalid += 1
             report.errors[str(exc)] += 1
             continue
         valid.append(params)
-        report.small += _is_small(trial)
+        report.small += _is_small(trial, infos)
     if valid:
-        report.inert_keys = _inert_keys(cfg, space, valid[0], rng)
+        report.inert_keys = _inert_keys(cfg, space, valid[0], rng, infos)
     return report
 
 
@@ -86,9 +87,10 @@ def require_some_valid(cfg: Config, space: Space, samples: int = 200) -> None:
     """A space whose every sample is refused is bad input, found before any run exists."""
     rng = np.random.default_rng(cfg.search.seed)
     errors: Counter = Counter()
+    infos = InfoCache()
     for _ in range(samples):
         try:
-            _checked(cfg, sample(space, rng))
+            _checked(cfg, sample(space, rng), infos)
             return  # one valid sample is enough
         except ConfigError as exc:
             errors[str(exc)] += 1
@@ -98,22 +100,23 @@ def require_some_valid(cfg: Config, space: Space, samples: int = 200) -> None:
     )
 
 
-def _checked(cfg: Config, params: dict[str, Any]) -> Config:
+def _checked(cfg: Config, params: dict[str, Any], infos: InfoCache) -> Config:
     trial = trial_config(cfg, params)
-    input_shape, classes = DATASET_SHAPES[trial.data.dataset]
-    check_architecture(trial.model, input_shape, classes)
+    info = infos(trial.data)
+    check_architecture(trial.model, info.input_shape, info.num_classes)
     return trial
 
 
-def _is_small(cfg: Config) -> bool:
+def _is_small(cfg: Config, infos: InfoCache) -> bool:
     if not isinstance(cfg.model, CnnConfig):
         return False
-    input_shape, _ = DATASET_SHAPES[cfg.data.dataset]
-    final = plan_cnn(cfg.model, input_shape)[-1].out_size
+    final = plan_cnn(cfg.model, infos(cfg.data).input_shape)[-1].out_size
     return max(final) <= _SMALL
 
 
-def _inert_keys(cfg: Config, space: Space, params: dict[str, Any], rng) -> list[str]:
+def _inert_keys(
+    cfg: Config, space: Space, params: dict[str, Any], rng, infos: InfoCache
+) -> list[str]:
     """Rebuilds the model with one key changed at a time, the rest held at a valid sample."""
     inert = []
     for dim in space:
@@ -125,19 +128,19 @@ def _inert_keys(cfg: Config, space: Space, params: dict[str, Any], rng) -> list[
         tried = 0
         for value in _distinct([params[dim.key], *candidates]):
             try:
-                trial = _checked(cfg, {**params, dim.key: value})
+                trial = _checked(cfg, {**params, dim.key: value}, infos)
             except ConfigError:
                 continue
             tried += 1
-            signatures.add(_signature(trial))
+            signatures.add(_signature(trial, infos))
         if tried >= 2 and len(signatures) == 1:
             inert.append(dim.key)
     return inert
 
 
-def _signature(cfg: Config) -> tuple[str, int]:
-    input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
-    model = create_model(cfg.model, input_shape, classes)
+def _signature(cfg: Config, infos: InfoCache) -> tuple[str, int]:
+    info = infos(cfg.data)
+    model = create_model(cfg.model, info.input_shape, info.num_classes)
     return repr(model), sum(p.numel() for p in model.parameters())
 
 

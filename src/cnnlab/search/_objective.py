@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from cnnlab.config import Config, ConfigError, from_dict, to_dict
-from cnnlab.data import DATASET_SHAPES, Splits
+from cnnlab.data import InfoCache, Splits
 from cnnlab.models import ArchitectureError, check_architecture
 from cnnlab.runner import load_splits, train_run
 from cnnlab.search._layout import SearchLayout
@@ -61,6 +61,7 @@ class Objective:
         self.uri = uri
         self.data_dir = data_dir
         self.objective = base.search.objective
+        self.infos = InfoCache(data_dir)
 
     def __call__(
         self, number: int, params: dict[str, Any], callbacks: list[Callback] = ()
@@ -69,8 +70,8 @@ class Objective:
         items = overrides(params)
         try:
             cfg = trial_config(self.base, params, run_name=f"trial-{number:03d}")
-            input_shape, classes = DATASET_SHAPES[cfg.data.dataset]
-            check_architecture(cfg.model, input_shape, classes)
+            info = self.infos(cfg.data)
+            check_architecture(cfg.model, info.input_shape, info.num_classes)
         except ConfigError as exc:
             reason = (
                 "invalid_architecture" if isinstance(exc, ArchitectureError) else "invalid_config"

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import Config
+from cnnlab.data import InfoCache
 from cnnlab.reports._collect import SEED_TAG, SEEDS_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.study._jobs import run_jobs
 from cnnlab.study._steps import Step, Target, Variant, load_steps, step_hash
 from cnnlab.tracking import Store
 
-TRAIN_IMAGES = 60_000  # Fashion-MNIST's training set, before the validation split
+# Each dataset's size once per process, for the estimate of the time left.
+_INFOS = InfoCache()
 
 
 @dataclass
@@ -283,7 +285,7 @@ def _images(cfg: Config) -> int:
     t = cfg.train
     if t.steps_per_epoch:
         return t.epochs * t.steps_per_epoch * t.batch_size
-    train = int(TRAIN_IMAGES * (1 - cfg.data.val_fraction))
+    train = int(_INFOS(cfg.data).train_images * (1 - cfg.data.val_fraction))
     return t.epochs * (min(train, cfg.data.train_limit) if cfg.data.train_limit else train)
 
 

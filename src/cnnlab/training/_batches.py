@@ -6,6 +6,8 @@ training device, so a whole epoch costs one gather and one cast per step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
@@ -39,14 +41,20 @@ class BatchStream:
 
 
 class Normalize:
-    """uint8 images -> float32 (x / 255 - mean) / std, fused into one multiply-add."""
+    """uint8 images -> float32 (x / 255 - mean) / std per channel, fused into one multiply-add."""
 
-    def __init__(self, mean: float, std: float):
-        self.scale = 1.0 / (255.0 * std)
-        self.shift = -mean / std
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        if len(mean) == 1:  # one channel: plain numbers, the cheapest multiply-add
+            self.scale, self.shift = 1.0 / (255.0 * std[0]), -mean[0] / std[0]
+        else:
+            self.scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, -1, 1, 1)
+            self.shift = torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, -1, 1, 1)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return images.float().mul_(self.scale).add_(self.shift)
+        x = images.float()
+        if isinstance(self.scale, torch.Tensor) and self.scale.device != x.device:
+            self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
+        return x.mul_(self.scale).add_(self.shift)
 
 
 def eval_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int):
