@@ -106,4 +106,5 @@ def test_folder_load_times_the_first_and_second_load():
     assert out["images"] == 400 and out["rounds"] == 1
     seconds = out["median_seconds"]
     assert set(seconds) == {"first_load", "second_load", "idx_load"}
-    assert 0 < seconds["second_load"] < seconds["first_load"]
+    runs = out["all_runs"]  # unrounded: 400 images read from the cache in milliseconds
+    assert 0 < runs["second_load"][0] < runs["first_load"][0]

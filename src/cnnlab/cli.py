@@ -3,8 +3,11 @@
 Exit codes (also in the README):
   0 success; 1 unexpected error; 2 bad input (arguments, config, impossible architecture);
   3 bad or missing dataset files; 4 every trial of a search (`cnnlab tune`) failed;
-  5 tracking server unreachable (at start within seconds, or for too long at the end);
+  5 tracking server unreachable (at start within seconds, or for too long at the end), or its
+    TLS certificate cannot be verified;
   6 `cnnlab tune --storage`: the Optuna storage cannot be opened (within seconds, no run);
+  7 the tracking server refuses this client: wrong or missing credentials (HTTP 401, within
+    seconds; `train` finds it before data is loaded) or a missing permission (HTTP 403);
   130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
@@ -24,6 +27,7 @@ EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 EXIT_ALL_TRIALS_FAILED = 4
 EXIT_TRACKING = 5
 EXIT_STORAGE = 6
+EXIT_DENIED = 7
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(handler: Callable, args: argparse.Namespace) -> int:
     from cnnlab.config import ConfigError
     from cnnlab.data import DataError
-    from cnnlab.tracking import TrackingUnavailable
+    from cnnlab.tracking import TrackingDenied, TrackingUnavailable
 
     try:
         return handler(args)
@@ -54,6 +58,8 @@ def _run(handler: Callable, args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_DATA)
     except TrackingUnavailable as exc:
         return _fail(str(exc), EXIT_TRACKING)
+    except TrackingDenied as exc:
+        return _fail(str(exc), EXIT_DENIED)
     except Exception as exc:
         # Only a search can raise it, so the (heavy) search package is loaded when it can apply.
         search = sys.modules.get("cnnlab.search")
@@ -88,7 +94,7 @@ def _load(args):
     overrides = list(args.set or [])
     if getattr(args, "experiment", None):
         overrides.append(f"tracking.experiment={json.dumps(args.experiment)}")
-    for key in ("engine", "trials", "timeout", "storage", "study"):  # [search] overrides
+    for key in ("engine", "trials", "timeout", "storage", "study", "register"):  # [search]
         if getattr(args, key, None) is not None:
             overrides.append(f"search.{key}={json.dumps(getattr(args, key))}")
     return load_config(args.config, overrides)
@@ -96,16 +102,22 @@ def _load(args):
 
 def cmd_train(args) -> int:
     from cnnlab.api import train
+    from cnnlab.config import ConfigError
     from cnnlab.training import ProgressBar
 
-    cfg = _load(args)
+    if args.resume and (args.config or args.set or args.experiment):
+        raise ConfigError(
+            f"--resume {args.resume}: the run goes on with the config it logged; "
+            "expected no config file, --set or --experiment with it"
+        )
     show_progress = not args.quiet and sys.stderr.isatty()
     outcome = train(
-        cfg,
+        None if args.resume else _load(args),
         data_dir=args.data_dir,
         tracking_uri=args.tracking_uri,
         progress=False,
         callbacks=[ProgressBar()] if show_progress else [],
+        resume=args.resume,
     )
     r = outcome.fit
     if not args.quiet:
@@ -151,14 +163,15 @@ def cmd_tune(args) -> int:
         print(json.dumps(report.to_dict()) if args.json else report.format())
         return EXIT_OK
     echo = None if args.quiet else (lambda r: print(describe_record(r), file=sys.stderr))
-    result = tune(
+    tuned = tune(
         cfg,
         tracking_uri=args.tracking_uri,
         data_dir=args.data_dir,
         progress=False,
         on_trial=echo,
         jobs=args.jobs,
-    ).raw
+    )
+    result, registered = tuned.raw, tuned.registered
     n = result.counts
     if not args.quiet:
         print(format_table(result.records, result.objective, result.maximize))
@@ -170,12 +183,49 @@ def cmd_tune(args) -> int:
             print(f"stopped by the timeout; rerun to go on to {result.requested} trials")
         if result.best_config_path:
             print(f"best config: {result.best_config_path}")
+        if registered:
+            print(f"registered: model {registered.name!r} version {registered.version}")
     if args.json:
-        print(json.dumps(result.to_dict()))
+        extra = {"registered": vars(registered)} if registered else {}
+        print(json.dumps({**result.to_dict(), **extra}))
     if result.best is None and result.records:
         first = min(result.records, key=lambda r: r.number)
         message = f"all {len(result.records)} trials failed; first: trial {first.number} "
         return _fail(message + f"({first.reason}): {first.error}", EXIT_ALL_TRIALS_FAILED)
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from cnnlab.export import export_model
+
+    done = export_model(
+        args.run_id,
+        args.format,
+        args.out,
+        tracking_uri=args.tracking_uri,
+        runs_dir=args.runs_dir,
+    )
+    if args.json:
+        print(json.dumps({**vars(done), "path": str(done.path)}))
+    else:
+        print(
+            f"{done.path}: {done.format}, outputs equal PyTorch's on {done.images_checked} "
+            f"images (largest probability difference {done.max_difference:.1e})"
+        )
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from cnnlab.export import predict_files
+
+    found = predict_files(
+        args.run_id, args.images, tracking_uri=args.tracking_uri, runs_dir=args.runs_dir
+    )
+    if args.json:
+        print(json.dumps([p.to_dict() for p in found]))
+        return EXIT_OK
+    for p in found:
+        print(f"{p.source}: {p.class_name} ({p.probability:.1%})")
     return EXIT_OK
 
 
@@ -312,17 +362,70 @@ def cmd_report(args) -> int:
 def cmd_server(args) -> int:
     from cnnlab.tracking import server_command
 
-    argv = server_command(
+    launch = server_command(
         backend_store_uri=args.backend_store_uri,
         artifacts_destination=args.artifacts_destination,
         runs_dir=args.runs_dir,
         host=args.host,
         port=args.port,
         allowed_hosts=args.allowed_hosts,
+        auth=args.auth,
+        admin_user=args.admin_user,
+        admin_password_file=args.admin_password_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure=args.insecure,
     )
-    print(f"MLflow tracking server on http://{args.host}:{args.port} ({argv[5]})", flush=True)
-    os.execv(argv[0], argv)
-    return EXIT_ERROR  # not reached: execv replaces this process
+    for warning in launch.warnings:
+        print(f"cnnlab: warning: {warning}", file=sys.stderr)
+    users = f", users in {launch.users}" if launch.users else ""
+    print(f"MLflow tracking server on {launch.url} ({launch.store}{users})", flush=True)
+    os.execve(launch.argv[0], launch.argv, launch.environ())
+    return EXIT_ERROR  # not reached: execve replaces this process
+
+
+def cmd_add_user(args) -> int:
+    from cnnlab.config import ConfigError
+    from cnnlab.tracking import USER_PASSWORD_ENV, add_user, read_secret, typed_password
+
+    uri = _server_uri(args.tracking_uri)
+    prompt = (lambda: typed_password(args.name)) if sys.stdin.isatty() else None
+    password = read_secret(USER_PASSWORD_ENV, args.password_file, "--password-file", prompt)
+    if password is None:
+        raise ConfigError(
+            f"add-user {args.name}: no password: set {USER_PASSWORD_ENV}, give --password-file "
+            "FILE, or run it on a terminal to type it"
+        )
+    user = add_user(uri, args.name, password)
+    role = "admin" if user.is_admin else "READ on every experiment until granted more"
+    print(f"user {user.name} added to {uri} ({role})")
+    return EXIT_OK
+
+
+def cmd_grant(args) -> int:
+    from cnnlab.tracking import grant
+
+    uri = _server_uri(args.tracking_uri)
+    given = grant(uri, args.name, args.experiment, args.permission)
+    print(
+        f"user {given.user}: {given.permission} on experiment {given.experiment!r} "
+        f"(id {given.experiment_id}) at {uri}"
+    )
+    return EXIT_OK
+
+
+def _server_uri(override: str | None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI: a server, where users live."""
+    from cnnlab.config import ConfigError, TrackingConfig
+    from cnnlab.tracking import resolve_uri
+
+    uri = resolve_uri(TrackingConfig(), override)
+    if not uri.startswith(("http://", "https://")):
+        raise ConfigError(
+            "--tracking-uri: users live on a tracking server: expected http(s)://HOST:PORT "
+            f"(or MLFLOW_TRACKING_URI), got {uri}"
+        )
+    return uri
 
 
 def cmd_ui(args) -> int:
@@ -351,6 +454,12 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model from a config, tracked in MLflow")
     _config_args(train)
     train.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment)")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue a run cut short (RUNNING, KILLED, FAILED) in the same MLflow run, from "
+        "its last complete epoch, with the config it logged",
+    )
     _tracking_args(train)
     _data_dir_arg(train)
     _output_args(train, "no progress bar or result text")
@@ -368,11 +477,31 @@ def _parser() -> argparse.ArgumentParser:
         help="optuna: a study shared by workers: postgresql://..., journal:///file.log",
     )
     tune.add_argument("--study", help="the shared study's name (default: from the config)")
+    tune.add_argument(
+        "--register", metavar="NAME", help="register the best trial's model under NAME"
+    )
     _jobs_arg(tune, "optuna: trials at once")
     _tracking_args(tune)
     _data_dir_arg(tune)
     _output_args(tune, "no per-trial lines or table")
     tune.set_defaults(handler=cmd_tune)
+
+    export = sub.add_parser("export", help="write a run's model as ONNX or a torch.export file")
+    export.add_argument("run_id", help="a run id (or runs:/<id>) that logged an MLflow model")
+    export.add_argument("--format", required=True, choices=["onnx", "pt2"])
+    export.add_argument("--out", required=True, help="the file to write")
+    export.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
+    export.add_argument("--json", action="store_true", help="print the result as JSON")
+    _tracking_args(export)
+    export.set_defaults(handler=cmd_export)
+
+    predict = sub.add_parser("predict", help="classify PNG/JPEG files or an IDX file")
+    predict.add_argument("run_id", help="a run id (or runs:/<id>) that logged an MLflow model")
+    predict.add_argument("images", nargs="+", help="PNG or JPEG files, or IDX image files")
+    predict.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
+    predict.add_argument("--json", action="store_true", help="print every class's probability")
+    _tracking_args(predict)
+    predict.set_defaults(handler=cmd_predict)
 
     summary = sub.add_parser("summary", help="show the architecture a config builds")
     _config_args(summary)
@@ -417,14 +546,7 @@ def _parser() -> argparse.ArgumentParser:
     _data_dir_arg(report)
     report.set_defaults(handler=cmd_report)
 
-    server = sub.add_parser("server", help="a shared MLflow tracking server (one worker)")
-    server.add_argument("--backend-store-uri", help="default: sqlite in --runs-dir")
-    server.add_argument("--artifacts-destination", help="default: <runs dir>/artifacts")
-    server.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
-    server.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    server.add_argument("--port", type=int, default=5000)
-    server.add_argument("--allowed-hosts", help="required to bind beyond loopback")
-    server.set_defaults(handler=cmd_server)
+    _server_parser(sub)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the same store, on 127.0.0.1")
     _tracking_args(ui)
@@ -432,6 +554,47 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(handler=cmd_ui)
     return parser
+
+
+def _server_parser(sub) -> None:
+    server = sub.add_parser("server", help="a shared MLflow tracking server (one worker)")
+    server.add_argument("--backend-store-uri", help="default: sqlite in --runs-dir")
+    server.add_argument("--artifacts-destination", help="default: <runs dir>/artifacts")
+    server.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
+    server.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--allowed-hosts", help="required to bind beyond loopback")
+    server.add_argument(
+        "--auth", action="store_true", help="users and passwords (required beyond loopback)"
+    )
+    server.add_argument("--admin-user", default="admin", help="--auth: the admin's name")
+    server.add_argument(
+        "--admin-password-file",
+        metavar="FILE",
+        help="--auth, first start: the admin's password (mode 600; or CNNLAB_ADMIN_PASSWORD)",
+    )
+    server.add_argument("--tls-cert", metavar="FILE", help="serve https: the certificate (PEM)")
+    server.add_argument("--tls-key", metavar="FILE", help="serve https: its private key (PEM)")
+    server.add_argument(
+        "--insecure", action="store_true", help="bind beyond loopback without --auth"
+    )
+    server.set_defaults(handler=cmd_server)
+    actions = server.add_subparsers(metavar="[ACTION]", parser_class=_Parser)
+    add = actions.add_parser("add-user", help="as the admin: add a user (READ until granted)")
+    add.add_argument("name")
+    add.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="the new user's password (mode 600; or CNNLAB_USER_PASSWORD, or typed)",
+    )
+    _tracking_args(add)
+    add.set_defaults(handler=cmd_add_user)
+    give = actions.add_parser("grant", help="as the admin: a user's permission on an experiment")
+    give.add_argument("name")
+    give.add_argument("experiment", help="created when the server has none by that name")
+    give.add_argument("permission", help="READ, USE, EDIT (train, tune), MANAGE, NO_PERMISSIONS")
+    _tracking_args(give)
+    give.set_defaults(handler=cmd_grant)
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:

@@ -275,6 +275,11 @@ class TrackingConfig(_Checked):
     runs_dir: str = "cnnlab-runs"  # home of the default store: mlflow.db and artifacts/
     uri: str = ""  # tracking URI; empty = sqlite:///<runs_dir>/mlflow.db
     log_weights: bool = True  # log the trained state_dict as an artifact
+    # log a finished run's checkpoint (what --resume continues from) as checkpoint/last.pt;
+    # false = it is deleted when the run finishes (it holds optimizer state: often large)
+    log_checkpoint: bool = False
+    # log the trained network as an MLflow model (mlflow_model/): pyfunc, serving, registry
+    log_model: bool = True
 
 
 @dataclass
@@ -309,6 +314,8 @@ class SearchConfig(_Checked):
     storage: str = ""  # empty = a local SQLite study beside MLflow, one process at a time
     study: str = ""  # the shared study's name; empty = cnnlab-<hash of the config>
     heartbeat: int = 10  # seconds between a worker's heartbeats; silent 3x longer = dead
+    register: str = ""  # after the search, the best trial's MLflow model as a new version of
+    # this registered model in the MLflow Model Registry; empty = none
     # dotted config key -> distribution table, e.g. "model.filters" =
     # { dist = "quniform", low = 16, high = 128, q = 8, int = true }; see cnnlab.search
     space: dict[str, dict[str, Any]] = field(default_factory=dict)

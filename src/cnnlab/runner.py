@@ -9,11 +9,13 @@ check the architecture (no data, no run) -> load and verify data (no run) -> ope
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cnnlab.config import Config, flatten, to_toml
@@ -28,7 +30,16 @@ from cnnlab.models import (
     summarize,
 )
 from cnnlab.tracking import MlflowTracking, RunSpec, Store, Tracking, resolve_uri
-from cnnlab.training import Callback, FitResult, fit, seed_everything
+from cnnlab.tracking._tracker import CHECKPOINT, checkpoint_dir
+from cnnlab.training import (
+    Callback,
+    Checkpointer,
+    CheckpointError,
+    FitResult,
+    fit,
+    load_checkpoint,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +170,10 @@ def train_run(
     splits: Splits | None = None,
     parent_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
+    resume_run_id: str | None = None,
 ) -> Outcome:
-    """Trains cfg's model, observed by one tracker that records the run.
+    """Trains cfg's model, observed by one tracker that records the run; the run keeps a
+    checkpoint of its last complete epoch (checkpoint_file) until it finishes.
 
     Args:
         data_dir: where a built-in dataset's files are; ignored when `splits` are given.
@@ -168,6 +181,9 @@ def train_run(
         tracking: where the run is recorded: MlflowTracking(uri), NoTracking() or a double.
         callbacks: observers of the training loop, called before the tracker.
         parent_run_id, extra_tags: nest the run under a parent; tag it further.
+        resume_run_id: a run of this config cut short: it goes on from its checkpoint in the
+            same MLflow run (CheckpointError, with nothing written, when the checkpoint is
+            missing, damaged, or another run's, config's, data's or model's).
 
     Returns: the Outcome: run id (None when untracked), result, summary and trained model.
     """
@@ -180,12 +196,14 @@ def train_run(
         tracking = MlflowTracking(resolve_uri(cfg.tracking, tracking_uri))
     tracking.check()  # a server that is not there fails in seconds, before data is loaded
     splits = splits if splits is not None else load_splits(cfg, data_dir)
+    saved = _checkpoint_to_resume(tracking.uri, resume_run_id, cfg, splits, built.model)
     data_tags = {"cnnlab.data_note": splits.note} if splits.note else {}
+    resumed = {"cnnlab.resumed_after_epoch": str(saved["epoch"])} if saved is not None else {}
     tracker = tracking.tracker(
         RunSpec(
             cfg.tracking.experiment,
             params={**flatten(cfg), **architecture_params(built.summary)},
-            tags={"cnnlab.model": cfg.model.name, **data_tags, **(extra_tags or {})},
+            tags={"cnnlab.model": cfg.model.name, **data_tags, **resumed, **(extra_tags or {})},
             artifacts={
                 "config.toml": to_toml(cfg),
                 "architecture.txt": format_summary(built.summary),
@@ -195,12 +213,126 @@ def train_run(
             parent_run_id=parent_run_id,
             log_weights=cfg.tracking.log_weights,
             data_checksum=splits.checksum,
+            resume_run_id=resume_run_id,
+            log_checkpoint=cfg.tracking.log_checkpoint,
         )
     )
+    observers = [*callbacks, *_model_logger(cfg, tracker, splits), tracker]
     with tracker:
-        result = fit(built.model, splits, cfg.train, [*callbacks, tracker])
+        observers += _checkpointer(tracking.uri, tracker.run_id, cfg, splits)
+        result = fit(built.model, splits, cfg.train, observers, resume=saved)
     experiment, uri = cfg.tracking.experiment, tracking.uri
     return Outcome(tracker.run_id, experiment, uri, result, built.summary, built.model)
+
+
+def _model_logger(cfg: Config, tracker: Any, splits: Splits) -> list[Callback]:
+    """The MLflow model's logger, when the run is recorded in MLflow and asks for one."""
+    from cnnlab.tracking._tracker import MlflowTracker
+
+    if not (cfg.tracking.log_model and isinstance(tracker, MlflowTracker)):
+        return []
+    from cnnlab.export import ModelLogger
+
+    return [ModelLogger(tracker, cfg.model, splits)]
+
+
+def checkpoint_file(uri: str, run_id: str) -> Path:
+    """A run's checkpoint: <folder of mlflow.db>/checkpoints/<run id>/last.pt; a server's runs
+    keep theirs in the user cache. Written after every epoch, deleted when the run finishes."""
+    return checkpoint_dir(uri, run_id) / CHECKPOINT
+
+
+def _identity(cfg: Config, splits: Splits, run_id: str) -> dict[str, str]:
+    """What a checkpoint must have been written for to be resumed: this run, config and data."""
+    config = hashlib.sha256(to_toml(cfg).encode()).hexdigest()[:16]
+    return {"run": run_id, "config": config, "data": splits.checksum or ""}
+
+
+def _checkpointer(uri: str | None, run_id: str | None, cfg, splits) -> list[Callback]:
+    if uri is None or run_id is None:  # a run recorded nowhere cannot be resumed
+        return []
+    return [Checkpointer(checkpoint_file(uri, run_id), _identity(cfg, splits, run_id))]
+
+
+def _checkpoint_to_resume(uri, run_id, cfg: Config, splits: Splits, model) -> dict | None:
+    """The checked checkpoint of `run_id`, read before anything of the run is written."""
+    if run_id is None:
+        return None
+    if uri is None:
+        raise CheckpointError(f"resume: run {run_id} cannot go on where runs are not recorded")
+    return load_checkpoint(checkpoint_file(uri, run_id), _identity(cfg, splits, run_id), model)
+
+
+def resume_or_train(cfg: Config, cut_run_id: str | None, train=None, **kwargs) -> Outcome:
+    """A rerun's way with a run it cut short (a search's trial, a study's run): continued from
+    its checkpoint when it has one, else trained afresh by `train` (train_run's signature;
+    default train_run). A checkpoint that cannot be resumed (damaged, or of another config) is
+    passed over with a warning."""
+    train = train or train_run
+    uri = resolve_uri(cfg.tracking, kwargs.get("tracking_uri"))
+    if cut_run_id and checkpoint_file(uri, cut_run_id).is_file():
+        try:
+            return train(cfg, resume_run_id=cut_run_id, **kwargs)
+        except CheckpointError as exc:
+            log.warning("cnnlab: %s; run %s starts again from its first epoch", exc, cut_run_id)
+    return train(cfg, **kwargs)
+
+
+# A run in these states may have been cut short; a FINISHED one has nothing left to do.
+RESUMABLE = ("RUNNING", "KILLED", "FAILED")
+
+
+def resume_config(run_id: str, tracking_uri: str | None = None) -> tuple[Config, str]:
+    """The config run `run_id` logged and the URI of its store, when the run can be continued;
+    ConfigError in one line, with nothing written, for a missing store, an unknown, deleted or
+    FINISHED run, or one without a checkpoint. The store: tracking_uri, MLFLOW_TRACKING_URI,
+    else ./cnnlab-runs."""
+    import tempfile
+
+    from cnnlab.config import ConfigError, TrackingConfig, load_config
+    from cnnlab.tracking import store_file
+
+    uri = resolve_uri(TrackingConfig(), tracking_uri)
+    found = store_file(uri)
+    if found is not None and not found.is_file():
+        raise ConfigError(f"resume: no run store at {found} (expected --tracking-uri to name it)")
+    MlflowTracking(uri).check()
+    store = Store(uri)
+    _check_resumable(store, run_id, uri)
+    path = checkpoint_file(uri, run_id)
+    if not path.is_file():
+        raise ConfigError(
+            f"resume: run {run_id} has no checkpoint ({path} is missing; "
+            "one is written at the end of every epoch)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            logged = store.download_artifacts(run_id, "config.toml", tmp)
+        except Exception:  # MlflowException or OSError: the artifact is not there
+            raise ConfigError(f"resume: run {run_id} logged no config.toml") from None
+        try:
+            return load_config(Path(logged)), uri
+        except ConfigError as exc:
+            raise ConfigError(f"resume: run {run_id}'s config.toml: {exc}") from None
+
+
+def _check_resumable(store: Store, run_id: str, uri: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from cnnlab.config import ConfigError
+    from cnnlab.tracking._access import shown
+
+    try:
+        run = store.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"resume: no run {run_id!r} in {shown(uri)}") from None
+    if run.info.lifecycle_stage == "deleted":
+        raise ConfigError(f"resume: run {run_id} is deleted")
+    if run.info.status not in RESUMABLE:
+        raise ConfigError(
+            f"resume: run {run_id} is {run.info.status}; "
+            f"expected a run cut short ({', '.join(RESUMABLE)})"
+        )
 
 
 def default_run_name(cfg: Config) -> str:

@@ -88,7 +88,7 @@ def test_idx_dataset_downloads_verifies_and_trains(name, small, mirror, monkeypa
     from cnnlab.api import train
 
     result = train(
-        None, [f'data.dataset="{name}"', "train.epochs=3", "model.filters=16"], track=False
+        None, [f'data.dataset="{name}"', "train.epochs=2", "model.filters=16"], track=False
     )
     assert result.fit.compute is not None and result.metrics["test_accuracy"] > 0.5
     assert result.fit.class_names == list(REGISTRY[name].class_names)
@@ -147,7 +147,7 @@ def test_cifar_through_summary_train_and_tune_check(cifar, tmp_path, capsys, mon
     assert summary["layers"][0]["params"] == 64 * 3 * 9 + 64  # a 3x3 conv over 3 channels
     assert summary["spatial_chain"][0] == 32
 
-    args = ["train", *data, "--set", "train.epochs=3", "--set", "model.filters=16", "--json"]
+    args = ["train", *data, "--set", "train.epochs=2", "--set", "model.filters=16", "--json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["test_accuracy"] > 0.5

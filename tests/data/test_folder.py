@@ -214,7 +214,7 @@ def test_fashion_mnist_as_png_files_trains_exactly_as_the_idx_files(
     assert torch.equal(raw.test_labels, fmnist.test_labels)
 
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(debian_dir))
-    small = ["data.train_limit=4000", "train.epochs=2", "model.filters=16", "train.seed=3"]
+    small = ["data.train_limit=3000", "train.epochs=1", "model.filters=16", "train.seed=3"]
     idx = train(None, small, track=False).metrics["test_accuracy"]
     folder = ['data.dataset="folder"', f'data.path="{root}"']
     png = train(None, [*small, *folder], track=False).metrics["test_accuracy"]

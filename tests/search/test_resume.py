@@ -60,7 +60,9 @@ def test_a_killed_search_resumes_to_exactly_n_trials(engine, signals, tmp_path):
     assert not [r for r in all_runs(uri) if r.info.status == "RUNNING"]
     finished = [c for c in children if c.info.status != "KILLED"]
     killed = [c for c in children if c.info.status == "KILLED"]
-    assert len(finished) == TRIALS and len(killed) == len(signals)
+    # A trial cut after its first epoch's checkpoint is continued in its own child run; one cut
+    # before it stays KILLED beside the rerun.
+    assert len(finished) == TRIALS and len(killed) <= len(signals)
     assert sorted(int(c.data.tags["cnnlab.trial"]) for c in finished) == list(range(TRIALS))
     configs = {tuple(c.data.params[k] for k in SMALL_SPACE) for c in finished}
     assert len(configs) == TRIALS, "a configuration ran twice"

@@ -43,6 +43,9 @@ class RecordingStore:
     def log_artifact(self, run_id, path, folder=None):
         self.runs[run_id]["artifacts"].append(Path(path).name)
 
+    def log_artifacts(self, run_id, folder, artifact_path):
+        self.runs[run_id]["artifacts"].append(artifact_path)
+
     def log_measurements(self, run_id, points):
         self.runs[run_id]["metrics"] += points
 

@@ -92,6 +92,7 @@ def train(
     track: bool = True,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    resume: str | None = None,
 ) -> RunResult:
     """Trains one model; with track=True it is one MLflow run, as `cnnlab train` makes.
 
@@ -104,19 +105,36 @@ def train(
         track: False trains without MLflow (run_id is then None).
         progress: one progress bar over the epochs (a widget in Jupyter).
         callbacks: cnnlab.training.Callback objects that observe the training loop.
+        resume: the id of a run cut short (RUNNING, KILLED or FAILED), continued in the same
+            MLflow run from the checkpoint of its last complete epoch, with the config it
+            logged: no config or overrides then. ConfigError, with nothing written, when the
+            run is FINISHED, unknown, or has no checkpoint that is its own.
 
     Returns: a RunResult with the run id, end-of-run metrics, the per-epoch history as a
     DataFrame, the trained model in eval mode and the loop's own FitResult (`fit`).
     """
-    from cnnlab.runner import train_run
+    from cnnlab.runner import resume_config, train_run
     from cnnlab.tracking import NoTracking
     from cnnlab.training import EpochBar
 
-    cfg = load_config(config, overrides)
+    if resume is None:
+        cfg = load_config(config, overrides)
+    elif config is not None or overrides or not track:
+        raise ConfigError(
+            f"resume: run {resume} goes on with the config it logged, tracked; "
+            "expected no config, no overrides and track=True"
+        )
+    else:
+        cfg, tracking_uri = resume_config(resume, tracking_uri)
     observers = [*callbacks, *([EpochBar()] if progress else [])]
     tracking = None if track else NoTracking()  # None: the store tracking_uri or cfg names
     outcome = train_run(
-        cfg, data_dir=data_dir, tracking_uri=tracking_uri, tracking=tracking, callbacks=observers
+        cfg,
+        data_dir=data_dir,
+        tracking_uri=tracking_uri,
+        tracking=tracking,
+        callbacks=observers,
+        resume_run_id=resume,
     )
     r = outcome.result
     metrics = {
@@ -198,6 +216,9 @@ def tune(
     finally:
         if bar is not None:
             bar.close()
+    from cnnlab.export import register_best
+
+    registered = register_best(result, cfg.search.register)
     best = result.best
     best_config = None
     if best is not None:
@@ -214,6 +235,7 @@ def tune(
         best_config,
         result.tracking_uri,
         result,
+        registered,
     )
 
 

@@ -121,6 +121,7 @@ class TuneResult(_Shown):
     best_config: Config | None  # the best trial's whole config, ready for cnnlab.train
     tracking_uri: str
     raw: Any = field(default=None)  # cnnlab.search.SearchResult, for what the table leaves out
+    registered: Any = None  # cnnlab.export.Registered when search.register named a model
 
     def _title(self) -> str:
         return f"cnnlab search {self.search_id} ({self.engine})"

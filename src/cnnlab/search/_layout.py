@@ -8,7 +8,8 @@
 
 The parent carries the tag cnnlab.search_id, which is how a rerun of the same command finds it.
 A pruned child ends FINISHED with cnnlab.pruned=true; a failed one FAILED with cnnlab.fail_reason
-and cnnlab.error; an interrupted one KILLED with cnnlab.interrupted=true.
+and cnnlab.error; an interrupted one KILLED with cnnlab.interrupted=true. A rerun continues an
+interrupted child (cut_child) from its checkpoint, in the same run, when it has one.
 """
 
 from __future__ import annotations
@@ -138,6 +139,19 @@ class SearchLayout:
         runs = self._runs(f"tags.`{TRIAL_TAG}` = '{number}'", kind="trial")
         runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == self.parent_id]
         runs = [r for r in runs if r.info.status != "KILLED"]
+        return runs[0].info.run_id if runs else None
+
+    def cut_child(self, number: int) -> str | None:
+        """The newest child of trial `number` cut short by an interrupt or a kill (KILLED, not
+        superseded): the rerun of that trial goes on from its checkpoint, if it has one."""
+        runs = self._runs(f"tags.`{TRIAL_TAG}` = '{number}'", kind="trial")
+        runs = [
+            r
+            for r in runs
+            if r.data.tags.get("mlflow.parentRunId") == self.parent_id
+            and r.info.status == "KILLED"
+            and "cnnlab.superseded" not in r.data.tags
+        ]
         return runs[0].info.run_id if runs else None
 
     def mark_failed(self, run_id: str, reason: str, error: str) -> None:

@@ -5,7 +5,8 @@
 
 An impossible sample is recorded as a failed child run in milliseconds and never trained. A trial
 that raises or diverges is recorded as failed and the search goes on; only an interrupt
-(KeyboardInterrupt, SIGTERM) escapes, after the runner has ended its child run KILLED.
+(KeyboardInterrupt, SIGTERM) escapes, after the runner has ended its child run KILLED. Run again,
+that trial goes on in its child run from the checkpoint of its last complete epoch, if any.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any
 from cnnlab.config import Config, ConfigError, from_dict, to_dict
 from cnnlab.data import InfoCache, Splits
 from cnnlab.models import ArchitectureError, check_architecture
-from cnnlab.runner import load_splits, train_run
+from cnnlab.runner import load_splits, resume_or_train, train_run
 from cnnlab.search._layout import SearchLayout
 from cnnlab.search._records import TrialRecord
 from cnnlab.search._space import apply_to_resolved, overrides
-from cnnlab.training import Callback, TrainingDiverged
+from cnnlab.training import Callback, TrainingDiverged, TrainState
 
 # Keys whose value changes the splits themselves; sampling one reloads them for every trial.
 _SPLIT_KEYS = ("data.",)
@@ -82,13 +83,15 @@ class Objective:
 
     def _train(self, number, params, items, cfg: Config, callbacks, started) -> TrialRecord:
         try:
-            outcome = train_run(
+            outcome = resume_or_train(
                 cfg,
+                self.layout.cut_child(number),
+                train_run,
                 splits=self._splits(cfg, params),
                 tracking_uri=self.uri,
                 data_dir=self.data_dir,
                 parent_run_id=self.layout.parent_id,
-                callbacks=callbacks,
+                callbacks=[_CatchUp(callbacks), *callbacks],
                 extra_tags=self.layout.child_tags(number, items),
             )
         except Exception as exc:  # a failed trial is data for the search, not its end
@@ -126,3 +129,20 @@ class Objective:
         return TrialRecord(
             number, params, "failed", seconds=seconds, run_id=run_id, reason=reason, error=error
         )
+
+
+class _CatchUp(Callback):
+    """Shows the engine's callbacks the epochs a resumed trial ran before it was cut, in order:
+    the engine's trial is a new one (a pruner has seen none of its reports), while the child
+    run logged them the first time."""
+
+    def __init__(self, callbacks: list[Callback]):
+        self.callbacks = list(callbacks)
+
+    def on_resume(self, state: TrainState) -> None:
+        epoch = state.epoch
+        for metrics in list(state.history):
+            state.epoch = metrics.epoch
+            for callback in self.callbacks:
+                callback.on_epoch_end(state, metrics)
+        state.epoch = epoch

@@ -34,7 +34,7 @@ from cnnlab.search._space import Space, parse_space, space_to_dict
 from cnnlab.tracking import resolve_uri, store_file
 
 # Settings that may change between a search and its resumption without making it another one.
-_NOT_IDENTITY = ("trials", "timeout", "state_dir", "storage", "heartbeat")
+_NOT_IDENTITY = ("trials", "timeout", "state_dir", "storage", "heartbeat", "register")
 
 
 @dataclass

@@ -60,7 +60,11 @@ class StorageUnavailable(Exception):
 
 
 def open_storage(url: str, heartbeat: int):
-    """An Optuna storage for url: RDB with heartbeats, or a journal file; fails in seconds."""
+    """An Optuna storage for url: RDB with heartbeats, or a journal file; fails in seconds.
+
+    A PostgreSQL URL may leave out the password (postgresql://cnnlab@db/cnnlab): libpq then
+    reads it from PGPASSWORD, ~/.pgpass (or PGPASSFILE) or a service file, off the command line.
+    """
     import optuna
 
     try:
@@ -77,8 +81,34 @@ def open_storage(url: str, heartbeat: int):
                 url, connect, heartbeat_interval=heartbeat, grace_period=3 * heartbeat
             )
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise StorageUnavailable(f"search.storage: cannot use {redact(url)}: {first}") from None
+        first = _scrubbed((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300], url)
+        raise StorageUnavailable(
+            f"search.storage: cannot use {redact(url)}: {first}{_password_hint(url, first)}"
+        ) from None
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """`text` without the URL's password, should a driver's message quote it."""
+    password = _password(url)
+    return text.replace(password, "***") if password else text
+
+
+def _password(url: str) -> str | None:
+    if url.startswith("journal:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password or None
+    except Exception:
+        return None
+
+
+def _password_hint(url: str, message: str) -> str:
+    """Where libpq looked for a password that was missing or wrong, when the URL has none."""
+    if not url.startswith("postgresql") or _password(url) or "password" not in message:
+        return ""
+    return " (libpq reads the password from PGPASSWORD, ~/.pgpass or PGPASSFILE, or a service file)"
 
 
 def redact(url: str) -> str:

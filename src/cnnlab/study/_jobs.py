@@ -1,6 +1,6 @@
 """A study's train runs, one after another or in worker processes: the same function either way.
 
-for index, done in run_jobs(pool, [(cfg, uri, data_dir, tags), ...]):   # pool None: here
+for index, done in run_jobs(pool, [(cfg, uri, data_dir, tags, cut), ...]):   # pool None: here
     ...
 """
 
@@ -29,14 +29,17 @@ class Done:
     seconds: float
 
 
-def train_one(cfg: Config, uri: str, data_dir: str | None, tags: dict[str, str]) -> Done:
-    """One study run as `cnnlab train` makes it, with the step's tags."""
-    from cnnlab.runner import load_splits, train_run
+def train_one(
+    cfg: Config, uri: str, data_dir: str | None, tags: dict[str, str], cut: str | None = None
+) -> Done:
+    """One study run as `cnnlab train` makes it, with the step's tags; `cut`, a run of it cut
+    short, goes on from its checkpoint when it has one."""
+    from cnnlab.runner import load_splits, resume_or_train
 
     key = json.dumps(vars(cfg.data), sort_keys=True)  # the split ignores train.seed
     if key not in _SPLITS:
         _SPLITS[key] = load_splits(cfg, data_dir)
-    outcome = train_run(cfg, tracking_uri=uri, splits=_SPLITS[key], extra_tags=tags)
+    outcome = resume_or_train(cfg, cut, tracking_uri=uri, splits=_SPLITS[key], extra_tags=tags)
     r = outcome.result
     return Done(
         outcome.run_id, r.best_val_loss, r.test_loss, r.test_accuracy, r.images_seen, r.seconds

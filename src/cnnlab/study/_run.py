@@ -3,7 +3,7 @@ the time left; everything the report needs is stored in MLflow with the runs.
 
 Steps run in file-name order, each in its own MLflow experiment `<study>/<file stem>`. A step
 whose runs all finished is skipped; a half-done step runs only the (variant, seed) pairs that
-have no FINISHED run.
+have no FINISHED run, continuing a run that was cut short from its checkpoint when it has one.
 
     results, uri = run_study(Path("experiments"), quick=True)
 """
@@ -208,6 +208,7 @@ class _Runner:
 
     def _train(self, jobs: list[_Job]) -> int:
         items = []
+        cut = _cut(self.store, self.experiment, self.digest)
         for job in jobs:
             cfg = self.s.config(job.variant, self.quick, job.seed)
             cfg.tracking.experiment, cfg.tracking.run_name = self.experiment, job.name
@@ -216,7 +217,9 @@ class _Runner:
                 VARIANT_TAG: job.variant.name,
                 SEED_TAG: str(job.seed),
             }
-            items.append((cfg, self.uri, self.data_dir, tags))
+            items.append(
+                (cfg, self.uri, self.data_dir, tags, cut.get((job.variant.name, job.seed)))
+            )
         for index, r in run_jobs(self.pool, items):
             job = jobs[index]
             where = self.progress.advance(job.images)
@@ -268,9 +271,11 @@ class _Runner:
 
 
 def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, on_trial) -> None:
+    from cnnlab.export import register_best
     from cnnlab.search import run_search
 
-    run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial)
+    result = run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial)
+    register_best(result, cfg.search.register)  # a step's [search] register = "name"
 
 
 def _finished(store: Store, exp, digest: str) -> set[tuple[str, int | None]]:
@@ -279,6 +284,22 @@ def _finished(store: Store, exp, digest: str) -> set[tuple[str, int | None]]:
     where = f"tags.`{STEP_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'"
     runs = store.search_runs([exp.experiment_id], where, max_results=5000)
     return {(r.data.tags.get(VARIANT_TAG), _int(r.data.tags.get(SEED_TAG))) for r in runs}
+
+
+def _cut(store: Store, experiment: str, digest: str) -> dict[tuple[str, int | None], str]:
+    """(variant, seed) -> the newest of its runs that a kill or an interrupt cut short (KILLED,
+    or RUNNING with its process gone): the rerun goes on from its checkpoint."""
+    exp = store.find_experiment(experiment)
+    if exp is None:
+        return {}
+    where = f"tags.`{STEP_HASH_TAG}` = '{digest}'"
+    runs = store.search_runs([exp.experiment_id], where, ["attributes.start_time DESC"])
+    found: dict[tuple[str, int | None], str] = {}
+    for r in runs:
+        if r.info.status in ("KILLED", "RUNNING"):
+            key = (r.data.tags.get(VARIANT_TAG), _int(r.data.tags.get(SEED_TAG)))
+            found.setdefault(key, r.info.run_id)
+    return found
 
 
 def _images(cfg: Config) -> int:

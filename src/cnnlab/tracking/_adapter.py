@@ -175,6 +175,22 @@ class Store:
         """Uploads the local file `path` into the run's artifacts (under `folder`)."""
         self._client.log_artifact(run_id, str(path), artifact_path=folder)
 
+    def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str) -> None:
+        """Uploads the local folder's files into the run's artifacts under `artifact_path`."""
+        self._client.log_artifacts(run_id, str(folder), artifact_path=artifact_path)
+
+    def register_version(self, name: str, run_id: str, folder: str, tags: dict[str, str]):
+        """A new version of the registered model `name` (created when new) from the run's
+        artifact `folder`; returns MLflow's ModelVersion."""
+        from mlflow.exceptions import MlflowException
+
+        source = f"{self.get_run(run_id).info.artifact_uri.rstrip('/')}/{folder}"
+        try:
+            self._client.get_registered_model(name)
+        except MlflowException:
+            self._client.create_registered_model(name)
+        return self._client.create_model_version(name, source, run_id=run_id, tags=tags)
+
     def log_texts(self, run_id: str, files: dict[str, str]) -> None:
         """Each {file name: text} as an artifact file of the run."""
         with tempfile.TemporaryDirectory() as tmp:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cnnlab.tracking._access import probe
 from cnnlab.tracking._adapter import Store
-from cnnlab.tracking._server import probe
 from cnnlab.tracking._store import run_tags
 from cnnlab.tracking._tracker import MlflowTracker
 from cnnlab.training import Callback
@@ -31,6 +31,8 @@ class RunSpec:
     parent_run_id: str | None = None
     log_weights: bool = True
     data_checksum: str | None = None
+    resume_run_id: str | None = None  # an existing run this one continues (from a checkpoint)
+    log_checkpoint: bool = False  # a finished run logs its checkpoint as an artifact
 
 
 class Tracking(Protocol):
@@ -40,7 +42,8 @@ class Tracking(Protocol):
     uri: str | None  # where the runs go; None when nowhere
 
     def check(self) -> None:
-        """Raises TrackingUnavailable when runs cannot be recorded; called before data loads."""
+        """Raises TrackingUnavailable when runs cannot be recorded, TrackingDenied when the
+        server refuses the credentials; called before data loads."""
         ...
 
     def tracker(self, run: RunSpec) -> Callback:
@@ -56,7 +59,7 @@ class MlflowTracking:
         self.store = store  # None: each run opens Store(uri); a test gives an in-memory double
 
     def check(self) -> None:
-        probe(self.uri)  # a server that is not there fails in seconds
+        probe(self.uri)  # a server that is not there, or refuses us, fails in seconds
 
     def tracker(self, run: RunSpec) -> MlflowTracker:
         """An MlflowTracker for `run`; its tags gain the version, the commit and the data's
@@ -71,6 +74,8 @@ class MlflowTracking:
             parent_run_id=run.parent_run_id,
             log_weights=run.log_weights,
             store=self.store,
+            resume_run_id=run.resume_run_id,
+            log_checkpoint=run.log_checkpoint,
         )
 
 

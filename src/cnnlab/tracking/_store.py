@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cnnlab import __version__
 from cnnlab.config import TrackingConfig
+from cnnlab.tracking._access import GuardedClient, is_remote
 
 
 def resolve_uri(cfg: TrackingConfig, override: str | None = None) -> str:
@@ -45,8 +46,9 @@ def artifact_location(uri: str) -> str | None:
 
 
 def client(uri: str):
-    """An MlflowClient on `uri`, creating the folder of an embedded store first. The client
-    under Store: cnnlab's modules talk to MLflow through a Store, not through this."""
+    """An MlflowClient on `uri`, creating the folder of an embedded store first; a server's
+    client raises TrackingDenied on HTTP 401/403 (see _access.GuardedClient). The client under
+    Store: cnnlab's modules talk to MLflow through a Store, not through this."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # cnnlab fetches small files (a config, weights) and says itself what it does: MLflow's
     # per-download progress bars would only fill a notebook's output.
@@ -54,7 +56,9 @@ def client(uri: str):
     from mlflow.tracking import MlflowClient
 
     prepare_store(uri)
-    return MlflowClient(tracking_uri=uri)
+    found = MlflowClient(tracking_uri=uri)
+    # A server may refuse the credentials or a permission: one line and exit 7, not a traceback.
+    return GuardedClient(found, uri) if is_remote(uri) else found
 
 
 def git_commit() -> str | None:

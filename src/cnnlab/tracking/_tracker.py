@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -17,19 +18,33 @@ from typing import Any
 
 import torch
 
+from cnnlab._cache import cache_root
 from cnnlab._signals import shielded
+from cnnlab.tracking._access import reason, shown
 from cnnlab.tracking._adapter import METRICS_PER_BATCH, Measurement, Store, measurements
 from cnnlab.tracking._curves import learning_curves_svg
-from cnnlab.tracking._server import TrackingUnavailable
+from cnnlab.tracking._errors import TrackingDenied, TrackingUnavailable
+from cnnlab.tracking._store import store_file
 from cnnlab.training import Callback, EpochMetrics, TrainState
 
 CONFUSION_ARTIFACT = "test_confusion.json"  # {"class_names": [...], "matrix": [[true][pred]]}
-# Per request against a server: fail fast, so a dead server costs seconds, not MLflow's minutes.
+# Per request against a server: fail fast, so a dead server costs seconds, not MLflow's minutes
+# (its default retries back off for minutes inside each of _must's attempts). One quick retry
+# rides out a blip; an attempt then lasts two request timeouts at most.
 HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
+_RETRY_EVERY = 2.0  # seconds between attempts of a call that must arrive
+CHECKPOINT = "last.pt"  # a run's checkpoint file in its checkpoint_dir
+
+
+def checkpoint_dir(uri: str, run_id: str) -> Path:
+    """Where a run's checkpoint is kept: beside an embedded store's database, else (a server)
+    in the user cache; <that>/checkpoints/<run id>."""
+    found = store_file(uri)
+    return (found.parent if found is not None else cache_root()) / "checkpoints" / run_id
 
 
 class MlflowTracker(Callback):
@@ -46,6 +61,8 @@ class MlflowTracker(Callback):
         log_weights: bool = True,
         patience_s: float = 120.0,
         store: Store | None = None,
+        resume_run_id: str | None = None,
+        log_checkpoint: bool = False,
     ):
         """One run of `experiment` at `uri`, opened by start() or `with`.
 
@@ -54,8 +71,13 @@ class MlflowTracker(Callback):
             tags: the run's tags; artifacts: {file name: text} logged when the run opens.
             run_name: MLflow's own name when empty. parent_run_id: nests the run.
             log_weights: the trained state_dict as model/state_dict.pt.
-            patience_s: how long calls that must reach a server retry before giving up.
+            patience_s: how long calls that must reach a server retry before giving up: one
+                window for the whole outage, however many such calls wait in it.
             store: where to log (default: a Store on `uri`, opened at start).
+            resume_run_id: an existing run to continue: reopened RUNNING, its params and
+                opening artifacts not logged again (they are the same), its tags updated.
+            log_checkpoint: a FINISHED run logs its checkpoint (checkpoint_dir) as
+                checkpoint/last.pt before the local file is deleted.
         """
         self.uri = uri
         self.experiment = experiment
@@ -66,9 +88,13 @@ class MlflowTracker(Callback):
         self.parent_run_id = parent_run_id
         self.log_weights = log_weights
         self.patience_s = patience_s  # how long must-arrive calls retry against a server
+        self._away_since: float | None = None  # when must-arrive calls began to fail
+        self._gone: str | None = None  # why the tracker gave up on the server, once it has
         self.remote = uri.startswith(("http://", "https://"))
         self.store = store
         self.run_id: str | None = None
+        self.resume_run_id = resume_run_id
+        self.log_checkpoint = log_checkpoint
         self.pending: list[Measurement] = []  # metrics not yet accepted by the server
         self.late_epochs: list[int] = []
         self._gap_tagged = ""  # the late epochs already named in the gap tag
@@ -85,6 +111,11 @@ class MlflowTracker(Callback):
                 os.environ.setdefault(key, value)
         if self.store is None:
             self.store = Store(self.uri)
+        if self.resume_run_id:
+            self.run_id = self.resume_run_id
+            self.store.reopen(self.run_id)
+            self.store.set_tags(self.run_id, self.tags)
+            return self.run_id
         exp_id = self.store.experiment_id(self.experiment)
         run = self.store.create_run(exp_id, self.run_name, self.tags, self.parent_run_id)
         self.run_id = run.info.run_id
@@ -98,7 +129,13 @@ class MlflowTracker(Callback):
         self._must(self._flush)
         if error:
             self._must(self.store.set_tags, self.run_id, {"cnnlab.error": error[:5000]})
+        # A run cut short keeps its checkpoint to be resumed from; a finished one needs it no more.
+        folder = checkpoint_dir(self.uri, self.run_id)
+        if status == "FINISHED" and self.log_checkpoint and (folder / CHECKPOINT).is_file():
+            self._must(self.store.log_artifact, self.run_id, folder / CHECKPOINT, "checkpoint")
         self._must(self.store.terminate, self.run_id, status)
+        if status == "FINISHED":
+            shutil.rmtree(folder, ignore_errors=True)
 
     def __enter__(self) -> MlflowTracker:
         try:
@@ -172,11 +209,12 @@ class MlflowTracker(Callback):
         try:
             with shielded():
                 self._flush()
+        except TrackingDenied:
+            raise  # the server answers and refuses: buffering would not help
         except Exception as exc:  # the server is away: keep the metrics, go on training
             if not self.late_epochs:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 print(
-                    f"cnnlab: warning: tracking server away, buffering metrics ({reason})",
+                    f"cnnlab: warning: tracking server away, buffering metrics ({reason(exc)})",
                     file=sys.stderr,
                 )
             self.late_epochs.append(step)
@@ -194,22 +232,41 @@ class MlflowTracker(Callback):
             self._gap_tagged = late
 
     def _must(self, call, *args, **kwargs):
-        """Calls that must reach a server are retried until `patience_s` runs out."""
+        """Calls that must reach a server are retried until the outage has lasted `patience_s`.
+        The window is the outage's, not the call's: the calls after the first failing one wait
+        in what is left of it, and once it is spent every later call gives up at once."""
         if not self.remote:
             with shielded():
                 return call(*args, **kwargs)
-        deadline = time.monotonic() + self.patience_s
-        while True:
+        while self._gone is None:
             try:
                 with shielded():  # each attempt, not the waits between them
-                    return call(*args, **kwargs)
+                    result = call(*args, **kwargs)
+            except TrackingDenied:
+                raise  # a refusal is an answer: retrying does not change it
             except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise TrackingUnavailable(
-                        f"tracking server {self.uri} unreachable for {self.patience_s:.0f}s: "
-                        + str(exc).splitlines()[0]
-                    ) from None
-                time.sleep(2)
+                self._wait_or_give_up(exc)
+            else:
+                self._away_since = None
+                return result
+        raise TrackingUnavailable(self._gone) from None
+
+    def _wait_or_give_up(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._away_since is None:
+            self._away_since = now
+        left = self._away_since + self.patience_s - now
+        if left > 0:
+            time.sleep(min(_RETRY_EVERY, left))
+            return
+        self._gone = (
+            f"tracking server {shown(self.uri)} unreachable for {self.patience_s:.0f}s: "
+            + reason(exc)
+        )
+
+    def log_folder(self, folder: Path, artifact_path: str) -> None:
+        """Uploads a local folder into the open run's artifacts, as a must-arrive call."""
+        self._must(self.store.log_artifacts, self.run_id, folder, artifact_path)
 
     def _log_weights(self, model: torch.nn.Module, tmp: Path) -> None:
         path = tmp / "state_dict.pt"

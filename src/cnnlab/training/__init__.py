@@ -1,6 +1,7 @@
 """Training: the epoch loop, optimizers and schedulers by name, callbacks.
 
 result = fit(model, splits, cfg.train, callbacks=[ProgressBar()])
+fit(model, splits, cfg.train, [...], resume=load_checkpoint(path, identity, model))
 """
 
 from cnnlab.training._batches import Normalize
@@ -12,6 +13,7 @@ from cnnlab.training._callbacks import (
     ProgressBar,
     TrainState,
 )
+from cnnlab.training._checkpoint import Checkpointer, CheckpointError, load_checkpoint
 from cnnlab.training._loop import (
     FitResult,
     TrainingDiverged,
@@ -26,6 +28,8 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
     "Callback",
+    "CheckpointError",
+    "Checkpointer",
     "EarlyStopping",
     "EpochBar",
     "EpochMetrics",
@@ -36,6 +40,7 @@ __all__ = [
     "TrainingDiverged",
     "evaluate",
     "fit",
+    "load_checkpoint",
     "predict",
     "seed_everything",
 ]

@@ -39,6 +39,15 @@ class BatchStream:
         self._pos += self.batch_size
         return idx
 
+    def state_dict(self) -> dict:
+        """Where the stream is: its generator, the permutation in use and the place in it."""
+        return {"generator": self.generator.get_state(), "perm": self._perm.cpu(), "pos": self._pos}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.generator.set_state(saved["generator"])
+        self._perm = saved["perm"].to(self.device)
+        self._pos = int(saved["pos"])
+
 
 class Normalize:
     """uint8 images -> float32 (x / 255 - mean) / std per channel, fused into one multiply-add."""

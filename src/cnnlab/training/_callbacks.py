@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,9 @@ class TrainState:
     # never be used, so the test set is not even evaluated
     skip_test: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    # what the fit needs to go on after the current epoch (weights, optimizer, generators...):
+    # set by fit, read once an epoch is closed by a Checkpointer
+    snapshot: Callable[[], dict[str, Any]] | None = None
 
 
 class Callback:
@@ -54,6 +58,14 @@ class Callback:
     def on_step_end(self, state: TrainState) -> None: ...
 
     def on_epoch_end(self, state: TrainState, metrics: EpochMetrics) -> None: ...
+
+    def on_epoch_closed(self, state: TrainState) -> None:
+        """After every callback's on_epoch_end: the epoch and the decisions taken on it (early
+        stopping, pruning) are final, so what state.snapshot() returns can be resumed from."""
+
+    def on_resume(self, state: TrainState) -> None:
+        """After on_fit_start, when the fit goes on from a checkpoint: state.history holds the
+        epochs already run, which were observed (and logged) by the fit that ran them."""
 
     def on_fit_end(self, state: TrainState, result: Any) -> None: ...
 
@@ -75,6 +87,12 @@ class EarlyStopping(Callback):
         self.bad_epochs += 1
         if self.bad_epochs >= self.patience:
             state.stop_reason = f"early stopping: no val_loss improvement in {self.patience} epochs"
+
+    def state_dict(self) -> dict[str, float | int]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, saved: dict[str, float | int]) -> None:
+        self.best, self.bad_epochs = float(saved["best"]), int(saved["bad_epochs"])
 
 
 class ProgressBar(Callback):
@@ -118,7 +136,9 @@ class EpochBar(Callback):
     def on_fit_start(self, state: TrainState) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=state.epochs * state.steps_per_epoch, unit="step", desc="training")
+        total = state.epochs * state.steps_per_epoch
+        # A resumed fit starts its bar where the checkpoint left off.
+        self.bar = tqdm(total=total, initial=state.step, unit="step", desc="training")
 
     def on_step_end(self, state: TrainState) -> None:
         self.bar.update(1)

@@ -52,6 +52,15 @@ class WeightAverage:
             torch._foreach_copy_(self._buffers_mine, self._buffers_theirs)
         self.updates += 1
 
+    def state_dict(self) -> dict:
+        return {"weights": self.model.state_dict(), "updates": self.updates}
+
+    @torch.no_grad()
+    def load_state_dict(self, saved: dict) -> None:
+        """Copies in place: the per-step update keeps pointing at the same tensors."""
+        self.model.load_state_dict(saved["weights"])
+        self.updates = int(saved["updates"])
+
     @torch.no_grad()
     def copy_to(self, model: torch.nn.Module) -> None:
         """Puts the averaged weights into `model` (which keeps its own layout and device)."""

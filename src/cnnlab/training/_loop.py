@@ -2,6 +2,7 @@
 
 result = fit(model, splits, cfg.train, callbacks=[ProgressBar()])
 result.test_accuracy, result.history[-1].val_loss
+fit(model, splits, cfg.train, callbacks, resume=load_checkpoint(...))   # see _checkpoint
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cnnlab.training._callbacks import (
     TrainState,
     selection_loss,
 )
+from cnnlab.training._checkpoint import capture, restore
 from cnnlab.training._ema import WeightAverage
 from cnnlab.training._fast import Augment, ComputePath, Runtime, set_threads
 from cnnlab.training._optim import create_optimizer, create_scheduler
@@ -78,12 +80,14 @@ class _Parts:
 
     data: Any  # _Data
     stream: BatchStream
+    steps: int  # steps per epoch
     optimizer: torch.optim.Optimizer
     schedule: Any  # _optim.Schedule
     runtime: Runtime
     augment: Augment
     forward: Any  # the model, or its torch.compile wrapper
     ema: WeightAverage | None  # averaged weights, validated and tested in the model's place
+    stopping: EarlyStopping | None  # train.early_stopping's callback
 
     @property
     def evaluated(self):
@@ -104,41 +108,56 @@ class _Data:
         self.class_names = list(splits.class_names)
 
 
-def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitResult:
-    """Trains `model` on splits.train, selects on splits.val, reports on splits.test."""
+def fit(
+    model, splits, cfg: TrainConfig, callbacks: list[Callback] = (), resume: dict | None = None
+) -> FitResult:
+    """Trains `model` on splits.train, selects on splits.val, reports on splits.test.
+
+    `resume` is a checkpoint of this model and config (load_checkpoint): every state it holds
+    is put back, and training goes on from the next epoch as if it had never stopped.
+    """
     started = time.perf_counter()
     set_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     parts = _build_parts(model.to(device), splits, cfg, generator, device)
-    data, stream, runtime = parts.data, parts.stream, parts.runtime
-    steps = cfg.steps_per_epoch or stream.steps_per_pass
-    parts.schedule = create_scheduler(parts.optimizer, cfg, steps)
-    callbacks = list(callbacks)
-    if cfg.early_stopping:
-        callbacks.append(EarlyStopping(cfg.early_stopping))
-    state = TrainState(model=model, epochs=cfg.epochs, steps_per_epoch=steps, device=device)
-    _emit(callbacks, "on_fit_start", state)
+    callbacks = [*callbacks, *([parts.stopping] if parts.stopping else [])]
+    state = TrainState(model=model, epochs=cfg.epochs, steps_per_epoch=parts.steps, device=device)
     best = _Best(cfg.restore_best)
-    for epoch in range(1, cfg.epochs + 1):
-        state.epoch = epoch
-        _emit(callbacks, "on_epoch_start", state)
-        metrics = _train_epoch(state, parts, cfg, callbacks)
-        parts.schedule.after_epoch(selection_loss(metrics))
-        best.update(metrics, parts.ema.model if parts.ema else model)
-        state.history.append(metrics)
-        _emit(callbacks, "on_epoch_end", state, metrics)
-        if state.stop_reason:
-            break
+    if resume is not None:
+        started -= restore(resume, model, parts, state, best)
+    state.snapshot = lambda: capture(model, parts, state, best, time.perf_counter() - started)
+    _emit(callbacks, "on_fit_start", state)
+    if resume is not None:
+        _emit(callbacks, "on_resume", state)
+    while state.epoch < cfg.epochs and not state.stop_reason:
+        _epoch(state, parts, cfg, callbacks, best)
+    return _finish(model, parts, cfg, state, best, started, callbacks)
+
+
+def _epoch(state: TrainState, parts: _Parts, cfg: TrainConfig, callbacks, best: _Best) -> None:
+    state.epoch += 1
+    _emit(callbacks, "on_epoch_start", state)
+    metrics = _train_epoch(state, parts, cfg, callbacks)
+    parts.schedule.after_epoch(selection_loss(metrics))
+    best.update(metrics, parts.ema.model if parts.ema else state.model)
+    state.history.append(metrics)
+    _emit(callbacks, "on_epoch_end", state, metrics)
+    _emit(callbacks, "on_epoch_closed", state)  # decisions final: the checkpoint is taken here
+
+
+def _finish(model, parts: _Parts, cfg: TrainConfig, state, best, started, callbacks) -> FitResult:
+    """The trained weights chosen, tested unless the fit was abandoned, and reported."""
+    data = parts.data
     if parts.ema:
         parts.ema.copy_to(model)  # the averaged weights are the trained result
     best.restore(model)
     test_loss, test_acc, confusion = math.nan, math.nan, None
     if not state.skip_test:
         classes = len(data.class_names)
-        confusion = torch.zeros(classes, classes, dtype=torch.long, device=device)
+        confusion = torch.zeros(classes, classes, dtype=torch.long, device=state.device)
         test_loss, test_acc = evaluate(
-            parts.forward, *data.test, data.normalize, cfg.eval_batch_size, runtime, confusion
+            parts.forward, *data.test, data.normalize, cfg.eval_batch_size, parts.runtime, confusion
         )
     chosen = state.history[best.epoch - 1]
     result = FitResult(
@@ -153,7 +172,7 @@ def fit(model, splits, cfg: TrainConfig, callbacks: list[Callback] = ()) -> FitR
         seconds=time.perf_counter() - started,
         stop_reason=state.stop_reason,
         tested_epoch=best.epoch if cfg.restore_best else len(state.history),
-        compute=runtime.path,
+        compute=parts.runtime.path,
         test_confusion=confusion.tolist() if confusion is not None else None,
         class_names=data.class_names,
     )
@@ -165,16 +184,21 @@ def _build_parts(model, splits, cfg: TrainConfig, generator, device: torch.devic
     runtime = Runtime.from_config(cfg, device, model)
     runtime.prepare(model)  # before the optimizer exists, so its state takes the same layout
     data = _Data(splits, device)
+    stream = BatchStream(len(data.train[0]), cfg.batch_size, generator, device)
+    steps = cfg.steps_per_epoch or stream.steps_per_pass
+    optimizer = create_optimizer(model.parameters(), cfg)
     return _Parts(
         data=data,
-        stream=BatchStream(len(data.train[0]), cfg.batch_size, generator, device),
-        optimizer=create_optimizer(model.parameters(), cfg),
-        schedule=None,
+        stream=stream,
+        steps=steps,
+        optimizer=optimizer,
+        schedule=create_scheduler(optimizer, cfg, steps),
         runtime=runtime,
         # Its own generator, so switching augmentation on does not reorder the batches.
         augment=Augment(cfg, torch.Generator().manual_seed(cfg.seed + 1)),
         forward=torch.compile(model) if cfg.compile else model,
         ema=WeightAverage(model, cfg.ema) if cfg.ema else None,
+        stopping=EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None,
     )
 
 
@@ -288,6 +312,14 @@ class _Best:
     def restore(self, model) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
+
+    def state_dict(self) -> dict:
+        return {"loss": self.loss, "epoch": self.epoch, "weights": self.state}
+
+    def load_state_dict(self, saved: dict, device: torch.device) -> None:
+        self.loss, self.epoch = float(saved["loss"]), int(saved["epoch"])
+        weights = saved["weights"]
+        self.state = {k: v.to(device) for k, v in weights.items()} if weights else None
 
 
 def _emit(callbacks, hook: str, *args) -> None:

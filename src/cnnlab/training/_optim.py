@@ -70,6 +70,13 @@ class Schedule:
         else:
             self.scheduler.step()
 
+    def state_dict(self) -> dict | None:
+        return self.scheduler.state_dict() if self.scheduler is not None else None
+
+    def load_state_dict(self, saved: dict | None) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(saved)
+
 
 def _step(opt, c: TrainConfig, steps: int) -> Schedule:
     return Schedule(torch.optim.lr_scheduler.StepLR(opt, step_size=c.step_size, gamma=c.gamma))

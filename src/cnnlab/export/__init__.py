@@ -1,0 +1,33 @@
+"""Models out of cnnlab: each run's MLflow model, export to ONNX or torch.export, predictions on
+image files, and the MLflow Model Registry.
+
+    from cnnlab.export import export_model, predict_files, register_model
+    export_model(run_id, "onnx", "net.onnx")
+    [p.class_name for p in predict_files(run_id, ["shoe.png"])]
+"""
+
+from cnnlab.export._files import FORMATS, TOLERANCE, Exported, RunModel, export_model, run_model
+from cnnlab.export._mlflow_model import MODEL_ARTIFACT, ModelLogger, save_mlflow_model
+from cnnlab.export._predict import FilePrediction, predict_files, read_images
+from cnnlab.export._register import Registered, register_best, register_model
+from cnnlab.export._standalone import plain, standalone
+
+__all__ = [
+    "FORMATS",
+    "MODEL_ARTIFACT",
+    "TOLERANCE",
+    "Exported",
+    "FilePrediction",
+    "ModelLogger",
+    "Registered",
+    "RunModel",
+    "export_model",
+    "plain",
+    "predict_files",
+    "read_images",
+    "register_best",
+    "register_model",
+    "run_model",
+    "save_mlflow_model",
+    "standalone",
+]

@@ -1,0 +1,69 @@
+"""A shared study's database password stays off the command line: `--storage` takes a PostgreSQL
+URL without it, and libpq finds it in PGPASSWORD or a password file (~/.pgpass, PGPASSFILE).
+A missing or wrong password is exit 6 in one line that never shows a password."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.config import load_config, override_text, to_toml
+from cnnlab.search._shared import open_storage
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def no_password(monkeypatch, tmp_path):
+    """No password anywhere libpq looks."""
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "no-service"))
+
+
+def can_use(url: str) -> bool:
+    import optuna
+
+    storage = open_storage(url, heartbeat=10)
+    optuna.create_study(storage=storage, study_name=None)  # writes to the database
+    return len(optuna.get_all_study_summaries(storage)) > 0
+
+
+def test_the_password_comes_from_pgpassword(pg_worker, no_password, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", pg_worker.password)
+    assert can_use(pg_worker.url)
+
+
+def test_the_password_comes_from_a_pgpass_file(pg_worker, no_password, monkeypatch, tmp_path):
+    host_port = pg_worker.url.split("@")[1].split("/")[0]
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"{host_port}:team:team_worker:{pg_worker.password}\n")
+    pgpass.chmod(0o600)  # libpq ignores a password file others can read
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    assert can_use(pg_worker.url)
+
+
+@pytest.mark.parametrize("given", ["none", "wrong env", "wrong in url"])
+def test_a_missing_or_wrong_password_is_exit_6_and_never_printed(
+    given, pg_worker, no_password, monkeypatch, tmp_path, capsys
+):
+    wrong = "not-" + pg_worker.password
+    url = pg_worker.url
+    if given == "wrong env":
+        monkeypatch.setenv("PGPASSWORD", wrong)
+    if given == "wrong in url":
+        url = url.replace("team_worker@", f"team_worker:{wrong}@")
+    config = tmp_path / "search.toml"
+    space = {"model.filters": {"dist": "choice", "options": [4, 8]}}
+    cfg = load_config(None, ["search.engine=optuna", override_text("search.space", space)])
+    config.write_text(to_toml(cfg))
+    uri = f"sqlite:///{tmp_path}/runs/mlflow.db"
+    code = main(["tune", str(config), "--storage", url, "--tracking-uri", uri])
+    out, err = capsys.readouterr()
+    assert code == 6 and err.count("\n") == 1, err
+    assert "password" in err and "team_worker" in err
+    if given == "none":
+        assert "PGPASSWORD, ~/.pgpass" in err  # where libpq looked
+    for secret in (wrong, pg_worker.password):
+        assert secret not in out + err
+    assert not (tmp_path / "runs").exists()  # no run, no store

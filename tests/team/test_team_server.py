@@ -1,0 +1,253 @@
+"""A team server that lets in only the team: a real `cnnlab server --auth` over TLS on 127.0.0.1.
+
+Anonymous and wrong-password clients get exit 7 in seconds, before any data; a reader lists but
+cannot write; a writer the admin made and granted EDIT trains and tunes (a shared PostgreSQL
+study whose password comes from PGPASSWORD); a client without the server's certificate is
+refused; and no password shows up in any output, log, param, tag, artifact or report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from team_helpers import password
+
+from cnnlab.cli import main
+from cnnlab.config import load_config, override_text, to_toml
+from cnnlab.tracking import Store, TrackingDenied, add_user, grant
+
+pytestmark = pytest.mark.slow
+
+READER, WRITER, CAROL = password("reader"), password("writer"), password("carol")
+OUTPUTS: list[str] = []  # everything the commands here printed, for the final grep
+FOLDERS: list[Path] = []  # working folders of the commands here, for the final grep
+TINY = [
+    "model.filters=8",
+    "model.hidden_units=[32]",
+    "train.epochs=1",
+    "train.eval_batch_size=500",
+    "data.train_limit=1000",
+    'tracking.experiment="team"',
+]
+
+
+@pytest.fixture(scope="module")
+def team(team_server):
+    """Users reader and writer, made by the admin; writer may EDIT experiment `team`."""
+    with as_user("admin", team_server.admin_password, team_server.cert):
+        add_user(team_server.uri, "reader", READER)
+        add_user(team_server.uri, "writer", WRITER)
+        grant(team_server.uri, "writer", "team", "EDIT")
+    return team_server
+
+
+class as_user:
+    """MLflow's credentials and the server's certificate in this process's environment."""
+
+    def __init__(self, user: str | None, secret: str | None, cert: Path | None):
+        self.values = {
+            "MLFLOW_TRACKING_USERNAME": user,
+            "MLFLOW_TRACKING_PASSWORD": secret,
+            "MLFLOW_TRACKING_SERVER_CERT_PATH": str(cert) if cert else None,
+        }
+
+    def __enter__(self):
+        self.saved = {key: os.environ.get(key) for key in self.values}
+        _set(self.values)
+
+    def __exit__(self, *exc) -> None:
+        _set(self.saved)
+
+
+def _set(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def run_main(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    OUTPUTS.extend([out, err])
+    return code, err
+
+
+def cnnlab(*args: str, env: dict[str, str], cwd: Path, timeout: int = 120):
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=cwd,
+        timeout=timeout,
+    )
+    OUTPUTS.extend([proc.stdout, proc.stderr])
+    return proc
+
+
+def one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_clients_without_valid_credentials_get_exit_7_before_any_data(
+    team, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path / "no-data"))
+    for user, secret, says in [
+        (None, None, "needs credentials (HTTP 401)"),
+        ("writer", "not-" + WRITER, "refused the password of user 'writer' (HTTP 401)"),
+    ]:
+        with as_user(user, secret, team.cert):
+            started = time.monotonic()
+            code, err = run_main(capsys, "train", "--tracking-uri", team.uri)
+        assert code == 7 and says in one_line(err)
+        assert time.monotonic() - started < 10
+
+
+def test_admin_adds_a_user_and_grants_a_permission(team, capsys, tmp_path):
+    secret_file = tmp_path / "carol.pw"
+    secret_file.write_text(CAROL + "\n")
+    secret_file.chmod(0o600)
+    uri = ["--tracking-uri", team.uri]
+    with as_user("admin", team.admin_password, team.cert):
+        add = ["server", "add-user", "carol", "--password-file", str(secret_file), *uri]
+        assert run_main(capsys, *add)[0] == 0
+        assert "user carol added" in OUTPUTS[-2]
+        assert run_main(capsys, "server", "grant", "carol", "team", "manage", *uri)[0] == 0
+        assert "carol: MANAGE on experiment 'team'" in OUTPUTS[-2]
+        from mlflow.server.auth.client import AuthServiceClient
+
+        exp_id = Store(team.uri).find_experiment("team").experiment_id
+        found = AuthServiceClient(team.uri).get_user_permission("carol", "experiment", exp_id)
+        assert found.permission == "MANAGE"
+        code, err = run_main(capsys, "server", "grant", "carol", "team", "WRITE", *uri)
+        assert code == 2 and "expected one of READ" in one_line(err)
+    # Granting is the admin's: a reader is refused with exit 7.
+    with as_user("reader", READER, team.cert):
+        code, err = run_main(capsys, "server", "grant", "reader", "team", "EDIT", *uri)
+    assert code == 7 and "user 'reader' may not grant user permission (HTTP 403)" in one_line(err)
+    # The new user's password works: carol reads, and as a manager of `team` she could write.
+    with as_user("carol", CAROL, team.cert):
+        assert "team" in {e.name for e in Store(team.uri).experiments()}
+
+
+def test_a_reader_lists_but_cannot_write(team, capsys):
+    with as_user("reader", READER, team.cert):
+        names = {e.name for e in Store(team.uri).experiments()}
+        assert "team" in names
+        team_id = Store(team.uri).find_experiment("team").experiment_id
+        with pytest.raises(TrackingDenied, match="may not create run"):
+            Store(team.uri).create_run(team_id)
+        before = len(Store(team.uri).search_runs([team_id]))
+        code, err = run_main(capsys, "train", "--tracking-uri", team.uri, *sets(TINY))
+        assert code == 7 and "user 'reader' may not create run (HTTP 403)" in one_line(err)
+        assert len(Store(team.uri).search_runs([team_id])) == before  # nothing was written
+
+
+@pytest.fixture(scope="module")
+def trained(team, tmp_path_factory):
+    """A run of `cnnlab train` by the writer, credentials in ~/.mlflow/credentials."""
+    home = tmp_path_factory.mktemp("writer-home")
+    (home / ".mlflow").mkdir()
+    credentials = home / ".mlflow" / "credentials"
+    credentials.write_text(
+        f"[mlflow]\nmlflow_tracking_username = writer\nmlflow_tracking_password = {WRITER}\n"
+    )
+    credentials.chmod(0o600)
+    env = {"HOME": str(home), "MLFLOW_TRACKING_SERVER_CERT_PATH": str(team.cert)}
+    args = ["train", "--tracking-uri", team.uri, "--quiet", "--json", *sets(TINY)]
+    proc = cnnlab(*args, env=env, cwd=home)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])["run_id"]
+
+
+def test_a_writer_trains_with_the_credentials_file(team, trained):
+    with as_user("admin", team.admin_password, team.cert):
+        run = Store(team.uri).get_run(trained)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] > 0
+    # Artifacts went through the server, which stored them in its runs dir.
+    assert list((team.runs_dir / "artifacts").rglob("state_dict.pt"))
+
+
+def test_a_writer_tunes_a_shared_study_whose_password_comes_from_pgpassword(
+    team, pg_worker, tmp_path
+):
+    space = {"model.filters": {"dist": "choice", "options": [4, 8]}}
+    search = [*TINY, "search.engine=optuna", "search.trials=2", "tracking.log_weights=false"]
+    config = tmp_path / "search.toml"
+    config.write_text(to_toml(load_config(None, [*search, override_text("search.space", space)])))
+    FOLDERS.append(tmp_path)  # the search's own state goes here
+    env = writer_env(team) | {"PGPASSWORD": pg_worker.password, "PGPASSFILE": "/nonexistent"}
+    args = ["tune", str(config), "--storage", pg_worker.url, "--study", "team-1"]
+    proc = cnnlab(*args, "--tracking-uri", team.uri, "--quiet", "--json", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    parent = json.loads(proc.stdout.strip().splitlines()[-1])["parent_run_id"]
+    with as_user("writer", WRITER, team.cert):
+        store = Store(team.uri)
+        team_id = store.find_experiment("team").experiment_id
+        children = store.search_runs([team_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+        search = store.get_run(parent)
+    assert search.info.status == "FINISHED"
+    assert search.data.tags["cnnlab.search_state"] == f"{pg_worker.url} study team-1"
+    assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_a_client_without_the_servers_certificate_refuses_it(team, capsys):
+    with as_user("writer", WRITER, None):
+        code, err = run_main(capsys, "train", "--tracking-uri", team.uri)
+        assert code == 5
+        assert "TLS certificate could not be verified (self-signed certificate)" in one_line(err)
+        os.environ["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
+        try:
+            assert "team" in {e.name for e in Store(team.uri).experiments()}
+        finally:
+            del os.environ["MLFLOW_TRACKING_INSECURE_TLS"]
+    with as_user("writer", WRITER, team.cert):
+        assert "team" in {e.name for e in Store(team.uri).experiments()}
+
+
+def test_no_password_in_outputs_logs_params_tags_artifacts_or_reports(
+    team, trained, pg_worker, capsys, tmp_path
+):
+    out = ["--out", str(tmp_path / "report"), "--tracking-uri", team.uri]
+    with as_user("writer", WRITER, team.cert):
+        assert run_main(capsys, "report", "--experiment", "team", *out)[0] == 0
+    secrets = [team.admin_password, READER, WRITER, CAROL, pg_worker.password]
+    texts = [*OUTPUTS, *record_texts(team)]
+    files = [p for folder in [team.home, tmp_path, *FOLDERS] for p in folder.rglob("*")]
+    blobs = [p.read_bytes() for p in files if p.is_file()]
+    assert len(blobs) > 10 and any(b"state_dict" in p.name.encode() for p in files)
+    for secret in secrets:
+        assert not any(secret in text for text in texts), "a password in an output or a run"
+        assert not any(secret.encode() in blob for blob in blobs), "a password in a file"
+
+
+def record_texts(team) -> list[str]:
+    """Every param and tag of every run in the store, read by the admin."""
+    with as_user("admin", team.admin_password, team.cert):
+        store = Store(team.uri)
+        runs = store.search_runs([e.experiment_id for e in store.experiments()])
+    assert runs
+    return [json.dumps([r.data.params, r.data.tags]) for r in runs]
+
+
+def writer_env(team) -> dict[str, str]:
+    return {
+        "MLFLOW_TRACKING_USERNAME": "writer",
+        "MLFLOW_TRACKING_PASSWORD": WRITER,
+        "MLFLOW_TRACKING_SERVER_CERT_PATH": str(team.cert),
+    }
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
