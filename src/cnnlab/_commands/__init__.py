@@ -1,0 +1,1 @@
+"""The command line's subcommands that live outside cnnlab.cli (which assembles them)."""
