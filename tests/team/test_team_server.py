@@ -179,6 +179,22 @@ def test_a_writer_trains_with_the_credentials_file(team, trained):
     assert list((team.runs_dir / "artifacts").rglob("state_dict.pt"))
 
 
+def test_the_writers_model_is_registered_and_read_back_through_the_server(team, trained, tmp_path):
+    import mlflow
+    import numpy as np
+
+    from cnnlab.export import MODEL_ARTIFACT, register_model
+
+    with as_user("admin", team.admin_password, team.cert):
+        registered = register_model(team.uri, trained, "team-cnn", {"val_loss": "0.5"})
+        (version,) = Store(team.uri).model_versions("team-cnn")
+        local = Store(team.uri).download_artifacts(trained, MODEL_ARTIFACT, str(tmp_path))
+    assert registered.version == "1" and version.run_id == trained
+    assert version.tags["val_loss"] == "0.5" and version.source == registered.source
+    model = mlflow.pyfunc.load_model(local)
+    assert model.predict(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
+
+
 def test_a_writer_tunes_a_shared_study_whose_password_comes_from_pgpassword(
     team, pg_worker, tmp_path
 ):

@@ -191,6 +191,10 @@ class Store:
             self._client.create_registered_model(name)
         return self._client.create_model_version(name, source, run_id=run_id, tags=tags)
 
+    def model_versions(self, name: str) -> list:
+        """Every version of the registered model `name` (MLflow's ModelVersion objects)."""
+        return list(self._client.search_model_versions(f"name='{name}'"))
+
     def log_texts(self, run_id: str, files: dict[str, str]) -> None:
         """Each {file name: text} as an artifact file of the run."""
         with tempfile.TemporaryDirectory() as tmp:
