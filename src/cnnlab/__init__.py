@@ -7,8 +7,9 @@
     run.history.plot(x="epoch", y=["train_loss", "val_loss"])
 
 The functions (load_config, summary, train, tune, run_study, report, load_run, load_model,
-register_model) live in cnnlab.api; they are imported on first use, so `import cnnlab` (and
-the CLI) stays quick.
+register_model, load_dataset, export_model, predict_files, register_run) live in cnnlab.api;
+they and the subpackages (cnnlab.data, cnnlab.export, cnnlab.tracking, ...) are imported on
+first use, so `import cnnlab` (and the CLI) stays quick.
 """
 
 from typing import Any
@@ -20,20 +21,37 @@ _ERRORS = {
     "ConfigError": "cnnlab.config",
     "DataError": "cnnlab.data",
     "TrackingUnavailable": "cnnlab.tracking",
+    "TrackingDenied": "cnnlab.tracking",
 }
+_SUBPACKAGES = (
+    "api",
+    "data",
+    "export",
+    "models",
+    "reports",
+    "search",
+    "study",
+    "tracking",
+    "training",
+)
 __all__ = [
     "ConfigError",
     "DataError",
+    "TrackingDenied",
     "TrackingUnavailable",
     "ReportResult",
     "RunResult",
     "StudyResult",
     "TuneResult",
     "__version__",
+    "export_model",
     "load_config",
+    "load_dataset",
     "load_model",
     "load_run",
+    "predict_files",
     "register_model",
+    "register_run",
     "report",
     "run_study",
     "summary",
@@ -47,6 +65,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_ERRORS[name]), name)
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"cnnlab.{name}")
     if name in __all__:
         import cnnlab.api
 

@@ -187,11 +187,9 @@ def train_run(
 
     Returns: the Outcome: run id (None when untracked), result, summary and trained model.
     """
-    info = None
-    if splits is not None:
-        known = len(splits.train_x) + len(splits.val_x)
-        info = DatasetInfo(splits.input_shape, tuple(splits.class_names), known)
-    built = build(cfg, info, data_dir)
+    if splits is None and cfg.data.dataset == FOLDER:
+        splits = load_splits(cfg, data_dir)  # its shape comes from its images: read them once
+    built = build(cfg, None if splits is None else DatasetInfo.of(splits), data_dir)
     if tracking is None:
         tracking = MlflowTracking(resolve_uri(cfg.tracking, tracking_uri))
     tracking.check()  # a server that is not there fails in seconds, before data is loaded

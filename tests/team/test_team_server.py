@@ -183,10 +183,10 @@ def test_the_writers_model_is_registered_and_read_back_through_the_server(team, 
     import mlflow
     import numpy as np
 
-    from cnnlab.export import MODEL_ARTIFACT, register_model
+    from cnnlab.export import MODEL_ARTIFACT, register_run
 
     with as_user("admin", team.admin_password, team.cert):
-        registered = register_model(team.uri, trained, "team-cnn", {"val_loss": "0.5"})
+        registered = register_run(team.uri, trained, "team-cnn", {"val_loss": "0.5"})
         (version,) = Store(team.uri).model_versions("team-cnn")
         local = Store(team.uri).download_artifacts(trained, MODEL_ARTIFACT, str(tmp_path))
     assert registered.version == "1" and version.run_id == trained

@@ -15,6 +15,8 @@ from cnnlab.api._api import (
     tune,
 )
 from cnnlab.api._results import ReportResult, RunResult, StudyResult, TuneResult
+from cnnlab.data import load_dataset
+from cnnlab.export import export_model, predict_files, register_run
 from cnnlab.models import register_model
 
 __all__ = [
@@ -22,10 +24,14 @@ __all__ = [
     "RunResult",
     "StudyResult",
     "TuneResult",
+    "export_model",
     "load_config",
+    "load_dataset",
     "load_model",
     "load_run",
+    "predict_files",
     "register_model",
+    "register_run",
     "report",
     "run_study",
     "summary",

@@ -27,6 +27,12 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @classmethod
+    def of(cls, splits: Any) -> DatasetInfo:
+        """The info of data already split (train_images: what the splits hold of it)."""
+        held = len(splits.train_x) + len(splits.val_x)
+        return cls(tuple(splits.input_shape), tuple(splits.class_names), held)
+
 
 def dataset_info(data: Any, data_dir: str | Path | None = None) -> DatasetInfo:
     """A built-in's shape comes from the registry; a folder's from its (cached) images."""

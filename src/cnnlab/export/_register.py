@@ -1,6 +1,6 @@
 """The MLflow Model Registry: a run's model as a new version of a registered model.
 
-    version = register_model(uri, run_id, "fashion-cnn", {"val_loss": "0.2412"})
+    version = register_run(uri, run_id, "fashion-cnn", {"val_loss": "0.2412"})
 
 Works on the SQLite store and on a tracking server alike (the registry lives in the same store).
 """
@@ -21,7 +21,7 @@ class Registered:
     source: str  # the model's artifact location
 
 
-def register_model(uri: str, run_id: str, name: str, tags: dict[str, str]) -> Registered:
+def register_run(uri: str, run_id: str, name: str, tags: dict[str, str]) -> Registered:
     """Registers `run_id`'s MLflow model under `name` (created when new) with `tags`."""
     from cnnlab.tracking import Store
 
@@ -42,4 +42,4 @@ def register_best(result, name: str) -> Registered | None:
         "cnnlab.search_id": result.search_id,
         "cnnlab.parent_run_id": result.parent_run_id,
     }
-    return register_model(result.tracking_uri, best.run_id, name, tags)
+    return register_run(result.tracking_uri, best.run_id, name, tags)
