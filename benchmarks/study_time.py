@@ -6,7 +6,8 @@
 Runs `cnnlab study`'s library call (cnnlab.study.run_study) on the folder one step at a time
 (`only=step`, in order, in one store) so each step is timed on its own, then writes the report
 as `cnnlab study` does and times that too. Prints one JSON line per step (its runs and seconds)
-and a last line with the total: the wall time a user waits for `cnnlab study`.
+and a last line with the total: the wall time a user waits for `cnnlab study`, and the finished
+runs the store holds at the end (what the time bought).
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from _common import emit, note
 
 import cnnlab
 from cnnlab.study import load_steps, run_study
+
+
+def finished_runs(uri: str) -> int:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50_000))
 
 
 def main() -> None:
@@ -69,6 +78,7 @@ def main() -> None:
                 "runs": runs,
                 "report_seconds": round(report_s, 1),
                 "seconds": round(time.perf_counter() - total, 1),
+                "finished_runs_in_store": finished_runs(uri),
                 **common,
             }
         )

@@ -6,9 +6,10 @@ Each tracked run logs what `cnnlab train` logs (params, per-epoch metrics, confi
 architecture artifacts, the weights) as a new run in one SQLite store, as a user's runs go into
 cnnlab-runs/mlflow.db. The first tracked run creates that store (MLflow builds its tables) and
 warms the imports: it is reported as first_tracked_s and not counted. Prints one JSON line:
-median wall seconds of each, the overhead of those medians in percent, and the median of the
+median wall seconds of each, the overhead of those medians in percent, the median of the
 overheads within each round's pair, which drifts of the machine's speed between rounds (a few
-percent here, as large as the cost measured) do not move.
+percent here, as large as the cost measured) do not move, and the finished runs the store holds
+at the end (the tracked runs, first one included: the untracked ones write none).
 
 With `--jobs N`, each timing is N such runs at once in worker processes (cnnlab's WorkerPool,
 as `cnnlab study --jobs N` runs them), all tracked into the one SQLite store or none: the cost
@@ -57,6 +58,14 @@ def timed_jobs(pool, cfg, store: Path | None) -> float:
     return time.perf_counter() - started
 
 
+def finished_runs(store: Path) -> int:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50_000))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/fast.toml")
@@ -81,6 +90,7 @@ def main() -> None:
                 seconds = run(store)
                 (plain if kind == "plain" else tracked).append(seconds)
                 note(f"round {r + 1} {kind}: {seconds:.2f} s")
+        stored = finished_runs(Path(tmp))
     a, b = median(plain), median(tracked)
     pairs = [100 * (t - p) / p for p, t in zip(plain, tracked)]
     emit(
@@ -97,6 +107,7 @@ def main() -> None:
             "rounds": args.rounds,
             "jobs": args.jobs,
             "all_runs": {"untracked": plain, "tracked": tracked},
+            "runs_in_store": stored,
         }
     )
 

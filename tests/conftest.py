@@ -1,13 +1,16 @@
-"""Shared fixtures: the real Fashion-MNIST (installed by scripts/setup.sh), cut small."""
+"""Shared fixtures: the real Fashion-MNIST (installed by scripts/setup.sh), cut small; a real
+PostgreSQL and tracking server. A machine piece a test needs goes through env_helpers.require,
+which fails the test naming the piece and how scripts/test.sh installs it."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from env_helpers import missing, require
 
 from cnnlab.config import load_config
-from cnnlab.data import load_fashion_mnist, make_splits
+from cnnlab.data import DataError, load_fashion_mnist, make_splits
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
@@ -24,7 +27,17 @@ TINY = [
 
 @pytest.fixture(scope="session")
 def fmnist():
-    return load_fashion_mnist()
+    """The real data, from Debian's package or cnnlab's cache: the tests never download."""
+    try:
+        return load_fashion_mnist(download=False)
+    except DataError as error:
+        pytest.fail(f"{missing('fashion-mnist')} ({error})", pytrace=False)
+
+
+@pytest.fixture
+def c_compiler() -> str:
+    """The C compiler that builds the fused kernel: tests of the kernel need it."""
+    return require("cc")
 
 
 @pytest.fixture(scope="session")
@@ -58,16 +71,12 @@ def postgres_url():
 
     initdb refuses to run as root, so as root the server runs as the `postgres` user.
     """
-    import glob
     import shutil
     import subprocess
     import tempfile
     from pathlib import Path
 
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.fail("PostgreSQL is not installed: scripts/test.sh installs Debian's postgresql")
-    bindir = os.path.dirname(bins[-1])
+    bindir = require("postgresql")
     # Not under pytest's tmp folder: that is private to root, and the server runs as postgres.
     home = Path(tempfile.mkdtemp(prefix="cnnlab-pg-"))
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []

@@ -1,4 +1,5 @@
-"""The benchmark scripts run and print their one JSON line (on tiny runs: nothing is timed here)."""
+"""The benchmark scripts run and print their one JSON line (on tiny runs: nothing is timed here),
+and each measured what it says it measured: the images, runs or accuracy behind its timings."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def test_tracking_overhead_times_parallel_jobs_on_one_store():
     out = bench("tracking_overhead.py", "--rounds", "1", "--jobs", "2", *tiny)
     assert out["jobs"] == 2 and len(out["all_runs"]["tracked"]) == 1
     assert out["tracked_s"] > 0 and out["untracked_s"] > 0
+    # Both jobs of the first and of the timed tracked round wrote their run; untracked, none.
+    assert out["runs_in_store"] == 2 * (1 + 1)
 
 
 def test_tracking_overhead_pairs_tracked_and_untracked_runs():
@@ -64,6 +67,10 @@ def test_tracking_overhead_pairs_tracked_and_untracked_runs():
     runs = out["all_runs"]
     assert len(runs["untracked"]) == len(runs["tracked"]) == len(out["pairs_pct"]) == 2
     assert out["first_tracked_s"] > 0 and out["untracked_s"] > 0
+    # Each round's overhead is its own tracked run against its own untracked one.
+    pairs = [100 * (t - p) / p for p, t in zip(runs["untracked"], runs["tracked"], strict=True)]
+    assert out["pairs_pct"] == [round(x, 1) for x in pairs]
+    assert out["runs_in_store"] == 1 + 2  # the first tracked run and one per round
 
 
 def test_batchnorm_times_the_model_three_ways():
@@ -71,8 +78,14 @@ def test_batchnorm_times_the_model_three_ways():
     out = bench("batchnorm.py", "--seeds", "1", *tiny)
     assert out["images_per_run"] == 5 * 64
     assert set(out["median_seconds"]) == {"no_batchnorm", "batchnorm", "batchnorm_pytorch_ops"}
-    assert out["ratio_to_no_batchnorm"]["no_batchnorm"] == 1.0
     assert all(len(runs) == 1 for runs in out["runs"].values())
+    # Every timed run trained on the images the config asks for, and the three ways differ as
+    # named: BatchNorm in the first block, or not, or PyTorch's own ops with nothing fused.
+    assert out["images_seen"] == {way: [5 * 64] for way in out["median_seconds"]}
+    fused = out["fused"]
+    assert fused["batchnorm_pytorch_ops"] == []
+    assert any("batchnorm" in block for block in fused["batchnorm"])
+    assert not any("batchnorm" in block for block in fused["no_batchnorm"])
 
 
 def test_study_time_prints_a_line_per_step_and_the_total(tmp_path):
@@ -99,6 +112,7 @@ eval_batch_size = 500
     assert [r["runs"] for r in lines] == [2, 2, 4]
     assert lines[-1]["seconds"] >= lines[0]["seconds"] + lines[1]["seconds"]
     assert all(r["jobs"] == 2 for r in lines) and lines[-1]["report_seconds"] > 0
+    assert lines[-1]["finished_runs_in_store"] == 4  # the time went into four finished runs
 
 
 def test_folder_load_times_the_first_and_second_load():
@@ -108,3 +122,5 @@ def test_folder_load_times_the_first_and_second_load():
     assert set(seconds) == {"first_load", "second_load", "idx_load"}
     runs = out["all_runs"]  # unrounded: 400 images read from the cache in milliseconds
     assert 0 < runs["second_load"][0] < runs["first_load"][0]
+    # Each timed load returned every image written, the cached one included.
+    assert out["images_loaded"] == {"first_load": [400], "second_load": [400]}

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import mlflow
+import numpy as np
 import pytest
 
 from cnnlab.cli import main
@@ -25,11 +27,13 @@ lr = 3e-3
 eval_batch_size = 1000
 """
 
-# A sane learning rate against one too small to learn in two epochs, 3 seeds each; then the
-# sane config again with 3 other seeds: a pair identical but for the seed.
+# A sane learning rate against one too small to learn in three epochs (TINY), 3 seeds each;
+# then the sane config again with 3 other seeds: a pair identical but for the seed. The first
+# step carries the study's published figure, so the report has its study table.
 STEP_1 = """
 [step]
 description = "Learning rate: sane against crawling."
+published = { setting = "lr 3e-3", accuracy = "85.00%" }
 variants = [{ name = "crawl", set = ["train.lr=1e-6"] }, { name = "sane" }]
 seeds = [1, 2, 3]
 reference = "crawl"
@@ -72,8 +76,20 @@ def test_verdicts_tell_a_real_difference_from_seed_noise(tmp_path, monkeypatch, 
     assert _row(md, "1-lr").split("|")[-2].strip() == "confirmed"
     assert _row(md, "2-again").split("|")[-2].strip() == "confirmed"
     assert re.search(r"sane: \+\d+\.\d\d pts \[\+\d+\.\d\d, \+\d+\.\d\d\] \(n=3 vs 3\)", md)
-    # The study table gives cnnlab's selected variant as mean ± sd over its seeds.
+    # The study table gives cnnlab's selected variant as mean ± sd over its seeds: the sane
+    # runs' test accuracy as MLflow holds it, summed up here by numpy.
     assert "Quick runs" not in md
+    study_row = [cell.strip() for cell in _row(md, results[0].experiment).split("|")[1:-1]]
+    assert study_row[1] == "lr 3e-3" and study_row[5] == "sane"
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(results[0].experiment).experiment_id
+    sane = client.search_runs([exp], "tags.`cnnlab.variant` = 'sane'")
+    accuracy = np.array([r.data.metrics["test_accuracy"] for r in sane]) * 100
+    band = re.fullmatch(r"(\d+\.\d\d)% ± (\d+\.\d\d)% \(n=(\d)\)", study_row[8])
+    assert band is not None, study_row
+    assert float(band[1]) == pytest.approx(accuracy.mean(), abs=0.006)
+    assert float(band[2]) == pytest.approx(accuracy.std(ddof=1), abs=0.006)
+    assert int(band[3]) == len(accuracy) == 3
 
 
 QUICK_TRAIN = """

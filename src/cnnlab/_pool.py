@@ -224,5 +224,5 @@ def _picklable(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:
+    except Exception:  # any pickling failure: the worker's error still reaches the parent
         return RuntimeError(f"{type(exc).__name__}: {exc}")

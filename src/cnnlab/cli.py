@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 
 from cnnlab._commands._common import (
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
     Parser,
@@ -65,12 +66,12 @@ def _run(handler: Callable, args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_TRACKING)
     except TrackingDenied as exc:
         return _fail(str(exc), EXIT_DENIED)
-    except Exception as exc:
+    except Exception as exc:  # the last handler: a one-line error or a scrubbed traceback
         # Only a search can raise it, so the (heavy) search package is loaded when it can apply.
         search = sys.modules.get("cnnlab.search")
         if search and isinstance(exc, search.StorageUnavailable):
             return _fail(str(exc), EXIT_STORAGE)
-        raise
+        return _crash(exc)
     except Terminated:
         return _fail("terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:
@@ -78,8 +79,21 @@ def _run(handler: Callable, args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"cnnlab: error: {message}", file=sys.stderr)
+    from cnnlab.tracking import shown
+
+    # A message may quote a store's URI from deep down (a driver's error): never its password.
+    print(f"cnnlab: error: {shown(message)}", file=sys.stderr)
     return code
+
+
+def _crash(exc: Exception) -> int:
+    """An unexpected error: its traceback, for a bug report, with every password scrubbed."""
+    import traceback
+
+    from cnnlab.tracking import shown
+
+    print(shown("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+    return EXIT_ERROR
 
 
 def _raise_terminated(signum, frame) -> None:
@@ -108,6 +122,7 @@ def _load(args):
 def cmd_train(args) -> int:
     from cnnlab.api import train
     from cnnlab.config import ConfigError
+    from cnnlab.tracking import shown
     from cnnlab.training import ProgressBar
 
     if args.resume and (args.config or args.set or args.experiment):
@@ -133,7 +148,7 @@ def cmd_train(args) -> int:
             f"val_accuracy {r.best_val_accuracy:.4f}\n"
             f"test (epoch {r.tested_epoch} weights): test_loss {r.test_loss:.4f}  "
             f"test_accuracy {r.test_accuracy:.4f}\n"
-            f"tracking: {outcome.tracking_uri}"
+            f"tracking: {shown(str(outcome.tracking_uri))}"
         )
     if args.json:
         print(json.dumps(_train_json(outcome)))
@@ -141,11 +156,13 @@ def cmd_train(args) -> int:
 
 
 def _train_json(outcome) -> dict:
+    from cnnlab.tracking import shown
+
     r = outcome.fit
     return {
         "run_id": outcome.run_id,
         "experiment": outcome.experiment,
-        "tracking_uri": outcome.tracking_uri,
+        "tracking_uri": shown(outcome.tracking_uri) if outcome.tracking_uri else None,
         "val_accuracy": r.best_val_accuracy,
         "val_loss": r.best_val_loss,
         "test_accuracy": r.test_accuracy,

@@ -58,6 +58,8 @@ class Outcome:
     result: FitResult
     summary: ModelSummary
     model: Any = None  # the trained network, holding the weights that were tested
+    # per-channel (mean, std) of the training split: how the network's inputs were normalised
+    pixel_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 def build(cfg: Config, info: DatasetInfo | None = None, data_dir: str | None = None) -> Built:
@@ -116,11 +118,11 @@ def logged_model(store: Store, run_id: str) -> tuple[Config, Any]:
         try:
             cfg_path = store.download_artifacts(run_id, "config.toml", tmp)
             weights = store.download_artifacts(run_id, "model/state_dict.pt", tmp)
-        except Exception as exc:  # MlflowException or OSError: the artifact is not there
+        except FileNotFoundError:  # a refusal or an outage is not "no model": it goes on up
             raise ConfigError(
                 f"run {run_id!r}: no model to load (config.toml and model/state_dict.pt "
                 "are logged by runs with tracking.log_weights = true)"
-            ) from exc
+            ) from None
         cfg = load_config(Path(cfg_path))
         state = torch.load(weights, weights_only=True, map_location="cpu")
         input_shape, classes = _logged_io(store, run_id, cfg, tmp)
@@ -220,14 +222,14 @@ def train_run(
         observers += _checkpointer(tracking.uri, tracker.run_id, cfg, splits)
         result = fit(built.model, splits, cfg.train, observers, resume=saved)
     experiment, uri = cfg.tracking.experiment, tracking.uri
-    return Outcome(tracker.run_id, experiment, uri, result, built.summary, built.model)
+    stats = (splits.mean, splits.std)
+    return Outcome(tracker.run_id, experiment, uri, result, built.summary, built.model, stats)
 
 
 def _model_logger(cfg: Config, tracker: Any, splits: Splits) -> list[Callback]:
-    """The MLflow model's logger, when the run is recorded in MLflow and asks for one."""
-    from cnnlab.tracking._tracker import MlflowTracker
-
-    if not (cfg.tracking.log_model and isinstance(tracker, MlflowTracker)):
+    """The MLflow model's logger, when the config asks for one and the run's tracker can keep
+    a folder with the run (whichever destination it records to)."""
+    if not (cfg.tracking.log_model and tracker.logs_folders):
         return []
     from cnnlab.export import ModelLogger
 
@@ -306,7 +308,7 @@ def resume_config(run_id: str, tracking_uri: str | None = None) -> tuple[Config,
     with tempfile.TemporaryDirectory() as tmp:
         try:
             logged = store.download_artifacts(run_id, "config.toml", tmp)
-        except Exception:  # MlflowException or OSError: the artifact is not there
+        except FileNotFoundError:
             raise ConfigError(f"resume: run {run_id} logged no config.toml") from None
         try:
             return load_config(Path(logged)), uri
@@ -315,15 +317,12 @@ def resume_config(run_id: str, tracking_uri: str | None = None) -> tuple[Config,
 
 
 def _check_resumable(store: Store, run_id: str, uri: str) -> None:
-    from mlflow.exceptions import MlflowException
-
     from cnnlab.config import ConfigError
-    from cnnlab.tracking._access import shown
+    from cnnlab.tracking import shown
 
-    try:
-        run = store.get_run(run_id)
-    except MlflowException:
-        raise ConfigError(f"resume: no run {run_id!r} in {shown(uri)}") from None
+    run = store.find_run(run_id)
+    if run is None:
+        raise ConfigError(f"resume: no run {run_id!r} in {shown(uri)}")
     if run.info.lifecycle_stage == "deleted":
         raise ConfigError(f"resume: run {run_id} is deleted")
     if run.info.status not in RESUMABLE:

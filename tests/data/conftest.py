@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from data_helpers import use_system_dir
+from env_helpers import require
 
 from cnnlab.data import KINDS, REGISTRY, RawData, load_fashion_mnist
 
@@ -38,8 +39,7 @@ def gz_name(kind: str) -> str:
 
 @pytest.fixture(scope="session")
 def debian_dir() -> Path:
-    if not all((DEBIAN / gz_name(kind)).is_file() for kind in KINDS):
-        pytest.fail(f"Fashion-MNIST not installed in {DEBIAN}: run scripts/setup.sh")
+    require("fashion-mnist")
     return DEBIAN
 
 

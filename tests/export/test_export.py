@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from env_helpers import require
 from mlflow import MlflowClient
 from PIL import Image
 
@@ -28,7 +29,7 @@ def store(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def run_id(store: str) -> str:
+def run_id(store: str, fmnist) -> str:
     return train(None, SMALL, tracking_uri=store, progress=False).run_id
 
 
@@ -143,7 +144,7 @@ def test_predict_png_files_and_an_idx_file(run_id, store, tmp_path, test_images,
     assert found[0]["class"] == model.class_names[found[0]["class_index"]]
     assert abs(sum(found[0]["probabilities"].values()) - 1) < 1e-5
 
-    idx = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+    idx = f"{require('fashion-mnist')}/t10k-images-idx3-ubyte.gz"
     assert main(["predict", run_id, idx, "--tracking-uri", store]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 10_000 and lines[0].startswith(f"{idx}[0]: ")
@@ -230,3 +231,16 @@ def test_tune_register_on_the_command_line(store, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["registered"]["name"] == "cli-cnn" and out["registered"]["version"] == "1"
     assert out["registered"]["run_id"] == out["best_run_id"]
+
+
+def test_every_command_takes_a_run_reference_the_same_way(run_id, store, tmp_path, capsys):
+    from cnnlab.api import load_run
+
+    png = write_pngs(tmp_path / "pngs", np.zeros((1, 1, 28, 28), np.uint8))
+    for reference in (run_id, f"runs:/{run_id}", f"runs:/{run_id}/mlflow_model"):
+        assert load_run(reference, tracking_uri=store).run_id == run_id
+        out = tmp_path / "net.pt2"
+        args = ["export", reference, "--format", "pt2", "--out", str(out), "--tracking-uri", store]
+        assert main(args) == 0, capsys.readouterr().err
+        assert main(["predict", reference, *png, "--tracking-uri", store]) == 0
+        assert capsys.readouterr().out.count("\n") == 2  # export's line, predict's line

@@ -91,6 +91,7 @@ def block_pair(native=True):
     return fused, plain
 
 
+@pytest.mark.usefixtures("c_compiler")
 @pytest.mark.parametrize("native", [True, False])
 def test_the_fused_block_with_batchnorm_matches_pytorchs_layers(native, monkeypatch):
     if not native:
@@ -110,6 +111,7 @@ def test_the_fused_block_with_batchnorm_matches_pytorchs_layers(native, monkeypa
         torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.usefixtures("c_compiler")
 def test_under_bf16_autocast_the_statistics_stay_in_full_precision():
     fused, plain = block_pair()
     x = torch.randn(16, 1, 28, 28)

@@ -14,9 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from env_helpers import require
 
 from cnnlab.fusion import _native
 
+pytestmark = pytest.mark.usefixtures("c_compiler")
 SOURCE = Path(_native.__file__).with_name("_stem.c")
 OTHER_UID = 65534  # nobody
 needs_root = pytest.mark.skipif(
@@ -37,10 +39,7 @@ __attribute__((constructor)) static void planted(void) {
 
 
 def real_cc() -> str:
-    cc = next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
-    if cc is None:
-        pytest.skip("no C compiler")
-    return cc
+    return require("cc")
 
 
 def compile_c(code: str, out: Path) -> Path:

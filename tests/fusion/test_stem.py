@@ -11,6 +11,8 @@ from cnnlab.config import CnnConfig, ConvnetConfig
 from cnnlab.fusion import FusedBlock, _native, _stem, fuse
 from cnnlab.models import create_model
 
+pytestmark = pytest.mark.usefixtures("c_compiler")  # the kernel is built on first use
+
 
 def blocks(cin, cout, k, pad, relu, bias):
     """The same layers twice: a FusedBlock and a plain Sequential with the same weights."""

@@ -5,7 +5,14 @@ import math
 import pytest
 from scipy import stats
 
-from cnnlab.reports import Band, compare, group_variants, judge, selected_variant
+from cnnlab.reports import (
+    DIRECTIONS,
+    Band,
+    compare,
+    group_variants,
+    judge,
+    selected_variant,
+)
 from cnnlab.reports._collect import RunRecord
 
 
@@ -65,7 +72,11 @@ def test_verdicts_follow_the_interval_and_the_metric_direction():
         ((-0.02, 0.004), "not_better", 0.005, "confirmed"),
         ((0.006, 0.02), "not_better", 0.005, "refuted"),
         ((-0.03, -0.02), "worse", 0.01, "confirmed"),
+        ((0.01, 0.03), "worse", 0.01, "refuted"),
+        ((-0.02, 0.0), "worse", 0.01, "inconclusive"),
         ((-0.004, 0.01), "not_worse", 0.005, "confirmed"),
+        ((-0.03, -0.01), "not_worse", 0.005, "refuted"),
+        ((-0.01, 0.01), "not_worse", 0.005, "inconclusive"),
     ],
 )
 def test_hypothesis_verdicts(interval, direction, margin, verdict):
@@ -78,6 +89,28 @@ def test_hypothesis_verdicts(interval, direction, margin, verdict):
     diff = compare(subject, reference, "test_accuracy")
     assert math.isclose(diff.low, interval[0], abs_tol=1e-9)
     assert judge(diff, direction, margin).startswith(verdict)
+
+
+@pytest.mark.parametrize("subject_acc", [0.91, 0.90], ids=["apart", "identical"])
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy on a constant group
+def test_groups_without_spread_give_no_interval_and_confirm_nothing(subject_acc):
+    # Every seed gave the same value (the seed never reached the metric): nothing says how far a
+    # rerun would move, so a zero-width interval would "confirm" any difference at all.
+    subject = [run("s", i, subject_acc) for i in range(3)]
+    reference = [run("r", i, 0.90) for i in range(3)]
+    diff = compare(subject, reference, "test_accuracy")
+    assert diff.low is None and diff.high is None
+    assert math.isclose(diff.value, subject_acc - 0.90, abs_tol=1e-12)
+    assert diff.verdict() == "no verdict possible: every seed gave the same value"
+    for direction in DIRECTIONS:
+        assert judge(diff, direction, 0.0) == (
+            "inconclusive (every seed gave the same value: no interval)"
+        ), direction
+    # One group with spread is enough: Welch's interval then rests on that group's spread alone.
+    noisy = [0.895, 0.905, 0.90]
+    diff = compare(subject, [run("r", i, v) for i, v in enumerate(noisy)], "test_accuracy")
+    expected = stats.ttest_ind([subject_acc] * 3, noisy, equal_var=False).confidence_interval()
+    assert math.isclose(diff.low, expected.low) and math.isclose(diff.high, expected.high)
 
 
 def test_groups_and_selection_on_validation_never_test():

@@ -1,8 +1,8 @@
 import re
-from pathlib import Path
 
 import mlflow
 import pytest
+from env_helpers import require
 
 from cnnlab.reports import PUBLISHED, collect, confusion_from_run, write_report
 from cnnlab.reports._collect import differing_params
@@ -95,7 +95,6 @@ def test_unknown_experiment_is_a_clear_error(store, tmp_path):
         write_report(store[0], ["nope"], tmp_path)
 
 
-CHROMIUM = "/usr/bin/chromium"
 # Headless, no network, no first-run work: the flags that let Chromium start quietly offline.
 CHROMIUM_FLAGS = [
     "--headless",
@@ -115,10 +114,10 @@ def test_report_html_renders_with_its_plots_in_chromium(store, tmp_path):
 
     from matplotlib.image import imread
 
-    assert Path(CHROMIUM).exists(), "chromium missing: scripts/test.sh installs it"
+    chromium = require("chromium")
     write_report(store[0], ["widths"], tmp_path)
     page = (tmp_path / "report.html").as_uri()
-    base = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    base = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(
         [*base, "--dump-dom", page], capture_output=True, text=True, timeout=120
     ).stdout

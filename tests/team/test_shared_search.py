@@ -224,12 +224,18 @@ def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path):
     with pytest.warns(UserWarning, match="Heartbeat"):  # cnnlab asks outside optimize too
         trial = shared.study.ask()
     storage.record_heartbeat(trial._trial_id)
+    beat = time.monotonic()
     trial.set_user_attr("cnnlab.worker", {"host": "elsewhere", "pid": 1, "start": "1"})
     tags = {"mlflow.parentRunId": layout.parent_id, "cnnlab.trial": str(trial.number)}
     child = layout.store.create_run(layout.experiment_id, tags=tags).info.run_id
     assert shared.trials()[0].state == optuna.trial.TrialState.RUNNING
-    time.sleep(4.5)  # past the grace period of 3 heartbeats
+    deadline = beat + 30
+    while shared.trials()[0].state == optuna.trial.TrialState.RUNNING:
+        assert time.monotonic() < deadline, "the silent worker's trial was never failed"
+        time.sleep(0.2)
     assert shared.trials()[0].state == optuna.trial.TrialState.FAIL
+    # Failed for its silence, not sooner: the grace period is 3 heartbeats of 1 s.
+    assert time.monotonic() - beat >= 3
     run = layout.store.get_run(child)
     assert run.info.status == "KILLED" and run.data.tags["cnnlab.worker_lost"] == "true"
 

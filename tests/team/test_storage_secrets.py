@@ -4,6 +4,8 @@ A missing or wrong password is exit 6 in one line that never shows a password.""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from cnnlab.cli import main
@@ -21,26 +23,43 @@ def no_password(monkeypatch, tmp_path):
     monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "no-service"))
 
 
-def can_use(url: str) -> bool:
+def studies_written(url: str, postgres_url: str) -> tuple[str, list[str]]:
+    """A study created through `url` (no password in it), and the studies the server's admin
+    then finds in database `team`, written by team_worker: the study landed where url points."""
     import optuna
+    import sqlalchemy
 
-    storage = open_storage(url, heartbeat=10)
-    optuna.create_study(storage=storage, study_name=None)  # writes to the database
-    return len(optuna.get_all_study_summaries(storage)) > 0
+    assert ":" not in url.split("//", 1)[1].split("@", 1)[0]  # no password in the URL itself
+    name = f"secret-{secrets.token_hex(4)}"
+    optuna.create_study(storage=open_storage(url, heartbeat=10), study_name=name)
+    admin = sqlalchemy.create_engine(postgres_url.rsplit("/", 1)[0] + "/team")
+    try:
+        with admin.connect() as conn:
+            names = conn.execute(sqlalchemy.text("SELECT study_name FROM studies")).scalars()
+            names = list(names)
+            owner = "SELECT tableowner FROM pg_tables WHERE tablename = 'studies'"
+            assert conn.execute(sqlalchemy.text(owner)).scalar() == "team_worker"
+    finally:
+        admin.dispose()
+    return name, names
 
 
-def test_the_password_comes_from_pgpassword(pg_worker, no_password, monkeypatch):
+def test_the_password_comes_from_pgpassword(pg_worker, postgres_url, no_password, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", pg_worker.password)
-    assert can_use(pg_worker.url)
+    name, found = studies_written(pg_worker.url, postgres_url)
+    assert name in found
 
 
-def test_the_password_comes_from_a_pgpass_file(pg_worker, no_password, monkeypatch, tmp_path):
+def test_the_password_comes_from_a_pgpass_file(
+    pg_worker, postgres_url, no_password, monkeypatch, tmp_path
+):
     host_port = pg_worker.url.split("@")[1].split("/")[0]
     pgpass = tmp_path / "pgpass"
     pgpass.write_text(f"{host_port}:team:team_worker:{pg_worker.password}\n")
     pgpass.chmod(0o600)  # libpq ignores a password file others can read
     monkeypatch.setenv("PGPASSFILE", str(pgpass))
-    assert can_use(pg_worker.url)
+    name, found = studies_written(pg_worker.url, postgres_url)
+    assert name in found
 
 
 @pytest.mark.parametrize("given", ["none", "wrong env", "wrong in url"])

@@ -13,9 +13,11 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from team_helpers import password
 
 from cnnlab.cli import main
@@ -25,8 +27,6 @@ from cnnlab.tracking import Store, TrackingDenied, add_user, grant
 pytestmark = pytest.mark.slow
 
 READER, WRITER, CAROL = password("reader"), password("writer"), password("carol")
-OUTPUTS: list[str] = []  # everything the commands here printed, for the final grep
-FOLDERS: list[Path] = []  # working folders of the commands here, for the final grep
 TINY = [
     "model.filters=8",
     "model.hidden_units=[32]",
@@ -73,15 +73,14 @@ def _set(values: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def run_main(capsys, *args: str) -> tuple[int, str]:
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
-    OUTPUTS.extend([out, err])
-    return code, err
+    return code, out, err
 
 
 def cnnlab(*args: str, env: dict[str, str], cwd: Path, timeout: int = 120):
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "cnnlab.cli", *args],
         capture_output=True,
         text=True,
@@ -89,8 +88,15 @@ def cnnlab(*args: str, env: dict[str, str], cwd: Path, timeout: int = 120):
         cwd=cwd,
         timeout=timeout,
     )
-    OUTPUTS.extend([proc.stdout, proc.stderr])
-    return proc
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a command of a module fixture left: its id, what it printed, its working folder."""
+
+    id: str
+    printed: list[str]
+    folder: Path
 
 
 def one_line(err: str) -> str:
@@ -108,7 +114,7 @@ def test_clients_without_valid_credentials_get_exit_7_before_any_data(
     ]:
         with as_user(user, secret, team.cert):
             started = time.monotonic()
-            code, err = run_main(capsys, "train", "--tracking-uri", team.uri)
+            code, _, err = run_main(capsys, "train", "--tracking-uri", team.uri)
         assert code == 7 and says in one_line(err)
         assert time.monotonic() - started < 10
 
@@ -120,20 +126,20 @@ def test_admin_adds_a_user_and_grants_a_permission(team, capsys, tmp_path):
     uri = ["--tracking-uri", team.uri]
     with as_user("admin", team.admin_password, team.cert):
         add = ["server", "add-user", "carol", "--password-file", str(secret_file), *uri]
-        assert run_main(capsys, *add)[0] == 0
-        assert "user carol added" in OUTPUTS[-2]
-        assert run_main(capsys, "server", "grant", "carol", "team", "manage", *uri)[0] == 0
-        assert "carol: MANAGE on experiment 'team'" in OUTPUTS[-2]
+        code, out, _ = run_main(capsys, *add)
+        assert code == 0 and "user carol added" in out
+        code, out, _ = run_main(capsys, "server", "grant", "carol", "team", "manage", *uri)
+        assert code == 0 and "carol: MANAGE on experiment 'team'" in out
         from mlflow.server.auth.client import AuthServiceClient
 
         exp_id = Store(team.uri).find_experiment("team").experiment_id
         found = AuthServiceClient(team.uri).get_user_permission("carol", "experiment", exp_id)
         assert found.permission == "MANAGE"
-        code, err = run_main(capsys, "server", "grant", "carol", "team", "WRITE", *uri)
+        code, _, err = run_main(capsys, "server", "grant", "carol", "team", "WRITE", *uri)
         assert code == 2 and "expected one of READ" in one_line(err)
     # Granting is the admin's: a reader is refused with exit 7.
     with as_user("reader", READER, team.cert):
-        code, err = run_main(capsys, "server", "grant", "reader", "team", "EDIT", *uri)
+        code, _, err = run_main(capsys, "server", "grant", "reader", "team", "EDIT", *uri)
     assert code == 7 and "user 'reader' may not grant user permission (HTTP 403)" in one_line(err)
     # The new user's password works: carol reads, and as a manager of `team` she could write.
     with as_user("carol", CAROL, team.cert):
@@ -148,13 +154,13 @@ def test_a_reader_lists_but_cannot_write(team, capsys):
         with pytest.raises(TrackingDenied, match="may not create run"):
             Store(team.uri).create_run(team_id)
         before = len(Store(team.uri).search_runs([team_id]))
-        code, err = run_main(capsys, "train", "--tracking-uri", team.uri, *sets(TINY))
+        code, _, err = run_main(capsys, "train", "--tracking-uri", team.uri, *sets(TINY))
         assert code == 7 and "user 'reader' may not create run (HTTP 403)" in one_line(err)
         assert len(Store(team.uri).search_runs([team_id])) == before  # nothing was written
 
 
 @pytest.fixture(scope="module")
-def trained(team, tmp_path_factory):
+def trained(team, tmp_path_factory) -> Done:
     """A run of `cnnlab train` by the writer, credentials in ~/.mlflow/credentials."""
     home = tmp_path_factory.mktemp("writer-home")
     (home / ".mlflow").mkdir()
@@ -167,12 +173,13 @@ def trained(team, tmp_path_factory):
     args = ["train", "--tracking-uri", team.uri, "--quiet", "--json", *sets(TINY)]
     proc = cnnlab(*args, env=env, cwd=home)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])["run_id"]
+    run_id = json.loads(proc.stdout.strip().splitlines()[-1])["run_id"]
+    return Done(run_id, [proc.stdout, proc.stderr], home)
 
 
 def test_a_writer_trains_with_the_credentials_file(team, trained):
     with as_user("admin", team.admin_password, team.cert):
-        run = Store(team.uri).get_run(trained)
+        run = Store(team.uri).get_run(trained.id)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_accuracy"] > 0
     # Artifacts went through the server, which stored them in its runs dir.
@@ -186,28 +193,57 @@ def test_the_writers_model_is_registered_and_read_back_through_the_server(team, 
     from cnnlab.export import MODEL_ARTIFACT, register_run
 
     with as_user("admin", team.admin_password, team.cert):
-        registered = register_run(team.uri, trained, "team-cnn", {"val_loss": "0.5"})
+        registered = register_run(team.uri, trained.id, "team-cnn", {"val_loss": "0.5"})
         (version,) = Store(team.uri).model_versions("team-cnn")
-        local = Store(team.uri).download_artifacts(trained, MODEL_ARTIFACT, str(tmp_path))
-    assert registered.version == "1" and version.run_id == trained
+        local = Store(team.uri).download_artifacts(trained.id, MODEL_ARTIFACT, str(tmp_path))
+    assert registered.version == "1" and version.run_id == trained.id
     assert version.tags["val_loss"] == "0.5" and version.source == registered.source
     model = mlflow.pyfunc.load_model(local)
     assert model.predict(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
 
 
-def test_a_writer_tunes_a_shared_study_whose_password_comes_from_pgpassword(
-    team, pg_worker, tmp_path
-):
+def test_a_user_denied_the_experiment_gets_exit_7_not_no_such_run(team, trained, capsys, tmp_path):
+    """A refusal is an answer about the user, not about the run: export, predict and load_run
+    say exit 7 / TrackingDenied, where "no such run" (exit 2) would send the user looking."""
+    from cnnlab.api import load_run
+
+    outsider = password("outsider")
+    with as_user("admin", team.admin_password, team.cert):
+        add_user(team.uri, "outsider", outsider)
+        grant(team.uri, "outsider", "team", "DENY")
+    image = tmp_path / "shoe.png"
+    Image.new("L", (28, 28)).save(image)
+    out = str(tmp_path / "net.pt2")
+    with as_user("outsider", outsider, team.cert):
+        for args in (
+            ["export", trained.id, "--format", "pt2", "--out", out],
+            ["predict", trained.id, str(image)],
+        ):
+            code, _, err = run_main(capsys, *args, "--tracking-uri", team.uri)
+            assert code == 7 and "user 'outsider' may not get run (HTTP 403)" in one_line(err)
+        with pytest.raises(TrackingDenied, match="may not get run"):
+            load_run(trained.id, tracking_uri=team.uri)
+    assert not (tmp_path / "net.pt2").exists()
+
+
+@pytest.fixture(scope="module")
+def tuned(team, pg_worker, tmp_path_factory) -> Done:
+    """A shared search (study team-1) run by the writer; the database password in PGPASSWORD."""
+    folder = tmp_path_factory.mktemp("tune")  # the search's own state goes here
     space = {"model.filters": {"dist": "choice", "options": [4, 8]}}
     search = [*TINY, "search.engine=optuna", "search.trials=2", "tracking.log_weights=false"]
-    config = tmp_path / "search.toml"
+    config = folder / "search.toml"
     config.write_text(to_toml(load_config(None, [*search, override_text("search.space", space)])))
-    FOLDERS.append(tmp_path)  # the search's own state goes here
     env = writer_env(team) | {"PGPASSWORD": pg_worker.password, "PGPASSFILE": "/nonexistent"}
     args = ["tune", str(config), "--storage", pg_worker.url, "--study", "team-1"]
-    proc = cnnlab(*args, "--tracking-uri", team.uri, "--quiet", "--json", env=env, cwd=tmp_path)
+    proc = cnnlab(*args, "--tracking-uri", team.uri, "--quiet", "--json", env=env, cwd=folder)
     assert proc.returncode == 0, proc.stderr
     parent = json.loads(proc.stdout.strip().splitlines()[-1])["parent_run_id"]
+    return Done(parent, [proc.stdout, proc.stderr], folder)
+
+
+def test_a_writer_tunes_a_shared_study_whose_password_comes_from_pgpassword(team, pg_worker, tuned):
+    parent = tuned.id
     with as_user("writer", WRITER, team.cert):
         store = Store(team.uri)
         team_id = store.find_experiment("team").experiment_id
@@ -220,7 +256,7 @@ def test_a_writer_tunes_a_shared_study_whose_password_comes_from_pgpassword(
 
 def test_a_client_without_the_servers_certificate_refuses_it(team, capsys):
     with as_user("writer", WRITER, None):
-        code, err = run_main(capsys, "train", "--tracking-uri", team.uri)
+        code, _, err = run_main(capsys, "train", "--tracking-uri", team.uri)
         assert code == 5
         assert "TLS certificate could not be verified (self-signed certificate)" in one_line(err)
         os.environ["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
@@ -233,19 +269,49 @@ def test_a_client_without_the_servers_certificate_refuses_it(team, capsys):
 
 
 def test_no_password_in_outputs_logs_params_tags_artifacts_or_reports(
-    team, trained, pg_worker, capsys, tmp_path
+    team, trained, tuned, pg_worker, capsys, tmp_path
 ):
-    out = ["--out", str(tmp_path / "report"), "--tracking-uri", team.uri]
-    with as_user("writer", WRITER, team.cert):
-        assert run_main(capsys, "report", "--experiment", "team", *out)[0] == 0
-    secrets = [team.admin_password, READER, WRITER, CAROL, pg_worker.password]
-    texts = [*OUTPUTS, *record_texts(team)]
-    files = [p for folder in [team.home, tmp_path, *FOLDERS] for p in folder.rglob("*")]
-    blobs = [p.read_bytes() for p in files if p.is_file()]
-    assert len(blobs) > 10 and any(b"state_dict" in p.name.encode() for p in files)
+    """Self-contained: every password this test and its fixtures used, grepped for in what they
+    printed, in every param and tag, and in every file they and the server wrote."""
+    dave, wrong = password("dave"), "not-" + WRITER
+    secret_file = tmp_path / "dave.pw"
+    secret_file.write_text(dave + "\n")
+    secret_file.chmod(0o600)
+    uri = ["--tracking-uri", team.uri]
+    printed = [*trained.printed, *tuned.printed]
+    with as_user("admin", team.admin_password, team.cert):
+        done = run_main(
+            capsys, "server", "add-user", "dave", "--password-file", str(secret_file), *uri
+        )
+        assert done[0] == 0
+        printed += done[1:]
+    with as_user("writer", wrong, team.cert):
+        done = run_main(capsys, "train", *uri)
+        assert done[0] == 7
+        printed += done[1:]
+    with as_user("dave", dave, team.cert):  # the new user's password, used (whatever he may read)
+        out = ["--out", str(tmp_path / "dave-report"), *uri]
+        printed += run_main(capsys, "report", "--experiment", "team", *out)[1:]
+    # The writer's password in the URI itself: the report names the store without it.
+    with_password = team.uri.replace("https://", f"https://writer:{WRITER}@")
+    with as_user(None, None, team.cert):
+        out = ["--out", str(tmp_path / "report"), "--tracking-uri", with_password]
+        done = run_main(capsys, "report", "--experiment", "team", *out)
+        assert done[0] == 0, done[2]
+        printed += done[1:]
+    assert "https://writer:***@127.0.0.1" in (tmp_path / "report" / "report.md").read_text()
+    texts = [*printed, *record_texts(team)]
+    assert len(texts) > 10 and any(trained.id in text for text in printed)
+    folders = [team.home, tmp_path, trained.folder, tuned.folder]
+    files = [p for folder in folders for p in folder.rglob("*") if p.is_file()]
+    assert len(files) > 10 and any(p.name == "state_dict.pt" for p in files)
+    assert (tmp_path / "report" / "report.md").is_file()
+    secrets = [team.admin_password, READER, WRITER, CAROL, dave, wrong, pg_worker.password]
     for secret in secrets:
         assert not any(secret in text for text in texts), "a password in an output or a run"
-        assert not any(secret.encode() in blob for blob in blobs), "a password in a file"
+    # The files that hold a password on purpose are found, so the grep works; no other file.
+    holders = {p for p in files if any(s.encode() in p.read_bytes() for s in secrets)}
+    assert holders == {secret_file, trained.folder / ".mlflow" / "credentials"}
 
 
 def record_texts(team) -> list[str]:

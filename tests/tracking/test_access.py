@@ -92,5 +92,8 @@ def test_only_a_servers_client_is_guarded(tmp_path):
 
 
 def test_messages_show_a_uri_without_its_user_and_password():
-    assert shown("https://ana:pw@tracking.lab:5000/mlflow") == "https://tracking.lab:5000/mlflow"
+    assert (
+        shown("https://ana:pw@tracking.lab:5000/mlflow")
+        == "https://ana:***@tracking.lab:5000/mlflow"
+    )
     assert shown(URI) == URI and shown("sqlite:///runs/mlflow.db") == "sqlite:///runs/mlflow.db"

@@ -5,7 +5,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from cnnlab.tracking import Store, default_uri
+from cnnlab.config import ConfigError
+from cnnlab.tracking import Store, default_uri, run_id_of
 from cnnlab.tracking._adapter import PARAM_LIMIT
 
 
@@ -67,3 +68,32 @@ def test_runs_are_found_by_filter_in_order_and_nested(store):
     assert {r.data.tags["mlflow.parentRunId"] for r in found} == {parent}
     store.delete_run(children[0])
     assert len(store.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent}'")) == 2
+
+
+@pytest.mark.parametrize("name", ["it's", 'say "hi"', "both ' and \""])
+def test_model_versions_are_found_for_a_name_with_quotes(store, tmp_path, name):
+    exp_id = store.experiment_id("e")
+    run_id = store.create_run(exp_id, "r").info.run_id
+    for model in (name, "it", "say "):  # look-alikes that a broken filter would match or mix up
+        store.register_version(model, run_id, "model", {"who": model})
+    found = store.model_versions(name)
+    assert [v.tags["who"] for v in found] == [name]
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("3f2a", "3f2a"),
+        (" runs:/3f2a ", "3f2a"),
+        ("runs:/3f2a/mlflow_model", "3f2a"),
+        ("runs:///3f2a/model/state_dict.pt", "3f2a"),
+    ],
+)
+def test_a_run_reference_gives_its_run_id(reference, expected):
+    assert run_id_of(reference) == expected
+
+
+@pytest.mark.parametrize("reference", ["", "runs:/", "models:/net/1", "3f2a/mlflow_model", "a b"])
+def test_a_malformed_run_reference_is_one_line(reference):
+    with pytest.raises(ConfigError, match="expected a run id or runs:/<run id>"):
+        run_id_of(reference)

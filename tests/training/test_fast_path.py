@@ -33,6 +33,7 @@ def test_fast_path_is_deterministic_for_a_seed(tiny_cfg, tiny_splits):
     assert a.test_loss == b.test_loss
 
 
+@pytest.mark.usefixtures("c_compiler")
 def test_fused_stem_is_deterministic_and_learns_like_pytorchs_ops(tiny_cfg, tiny_splits):
     """The tiny cnn's first block (conv, max-pool, relu) runs as the native kernel by default."""
     a = train(tiny_cfg("train.precision=bf16", "train.epochs=3"), tiny_splits)
@@ -48,6 +49,7 @@ def test_fused_stem_is_deterministic_and_learns_like_pytorchs_ops(tiny_cfg, tiny
     assert a.test_accuracy > 0.5
 
 
+@pytest.mark.usefixtures("c_compiler")
 def test_batchnorm_folded_into_the_fused_block_learns_like_pytorchs_batchnorm(
     tiny_cfg, tiny_splits
 ):
@@ -170,3 +172,15 @@ def test_threads_follow_the_config(tiny_cfg, tiny_splits):
 def test_fast_path_keys_are_checked(bad):
     with pytest.raises(ConfigError):
         load_config(None, [bad])
+
+
+def test_an_unprepared_runtime_describes_its_path_with_nothing_fused():
+    model = create_model(load_config(None, ["model.filters=4"]).model)
+    path = Runtime.matching(model, torch.device("cpu")).path
+    assert (path.device, path.precision, path.channels_last, path.fused) == (
+        "cpu",
+        "fp32",
+        False,
+        (),
+    )
+    assert path.describe() == "cpu, fp32, NCHW"

@@ -18,6 +18,7 @@ from cnnlab._commands._common import (
 
 def cmd_study(args) -> int:
     from cnnlab.api import run_study
+    from cnnlab.tracking import shown
 
     seeds = None if args.seeds is None else _seeds_arg(args.seeds)
     study = run_study(
@@ -37,7 +38,7 @@ def cmd_study(args) -> int:
         print(f"report: {report.markdown} and {report.html} ({len(report.figures)} figures)")
     if args.json:
         steps = [vars(r) for r in study.steps]
-        uri = study.tracking_uri
+        uri = shown(study.tracking_uri)
         print(json.dumps({"tracking_uri": uri, "report": str(report.html), "steps": steps}))
     return EXIT_OK
 
@@ -72,13 +73,16 @@ def cmd_report(args) -> int:
 
 def cmd_ui(args) -> int:
     from cnnlab.config import TrackingConfig
-    from cnnlab.tracking import prepare_store, resolve_uri
+    from cnnlab.tracking import check_store, resolve_uri, shown
 
     uri = resolve_uri(TrackingConfig(runs_dir=args.runs_dir), args.tracking_uri)
-    prepare_store(uri)
+    check_store(uri, to_read=True)  # one line in seconds, not a UI on an empty new store
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} for {uri} (Ctrl-C stops it)", flush=True)
+    print(
+        f"MLflow UI on http://127.0.0.1:{args.port} for {shown(uri)} (Ctrl-C stops it)",
+        flush=True,
+    )
     os.execv(sys.executable, command)
     return EXIT_ERROR  # not reached: execv replaces this process
 

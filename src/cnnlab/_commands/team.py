@@ -35,7 +35,13 @@ def cmd_server(args) -> int:
 
 def cmd_add_user(args) -> int:
     from cnnlab.config import ConfigError
-    from cnnlab.tracking import USER_PASSWORD_ENV, add_user, read_secret, typed_password
+    from cnnlab.tracking import (
+        USER_PASSWORD_ENV,
+        add_user,
+        read_secret,
+        shown,
+        typed_password,
+    )
 
     uri = _server_uri(args.tracking_uri)
     prompt = (lambda: typed_password(args.name)) if sys.stdin.isatty() else None
@@ -47,18 +53,18 @@ def cmd_add_user(args) -> int:
         )
     user = add_user(uri, args.name, password)
     role = "admin" if user.is_admin else "READ on every experiment until granted more"
-    print(f"user {user.name} added to {uri} ({role})")
+    print(f"user {user.name} added to {shown(uri)} ({role})")
     return EXIT_OK
 
 
 def cmd_grant(args) -> int:
-    from cnnlab.tracking import grant
+    from cnnlab.tracking import grant, shown
 
     uri = _server_uri(args.tracking_uri)
     given = grant(uri, args.name, args.experiment, args.permission)
     print(
         f"user {given.user}: {given.permission} on experiment {given.experiment!r} "
-        f"(id {given.experiment_id}) at {uri}"
+        f"(id {given.experiment_id}) at {shown(uri)}"
     )
     return EXIT_OK
 
@@ -66,13 +72,13 @@ def cmd_grant(args) -> int:
 def _server_uri(override: str | None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI: a server, where users live."""
     from cnnlab.config import ConfigError, TrackingConfig
-    from cnnlab.tracking import resolve_uri
+    from cnnlab.tracking import resolve_uri, shown
 
     uri = resolve_uri(TrackingConfig(), override)
     if not uri.startswith(("http://", "https://")):
         raise ConfigError(
             "--tracking-uri: users live on a tracking server: expected http(s)://HOST:PORT "
-            f"(or MLFLOW_TRACKING_URI), got {uri}"
+            f"(or MLFLOW_TRACKING_URI), got {shown(uri)}"
         )
     return uri
 
@@ -113,6 +119,6 @@ def add_parser(sub) -> None:
     give = actions.add_parser("grant", help="as the admin: a user's permission on an experiment")
     give.add_argument("name")
     give.add_argument("experiment", help="created when the server has none by that name")
-    give.add_argument("permission", help="READ, USE, EDIT (train, tune), MANAGE, NO_PERMISSIONS")
+    give.add_argument("permission", help="READ, USE, EDIT (train, tune), MANAGE, DENY")
     tracking_args(give)
     give.set_defaults(handler=cmd_grant)

@@ -15,6 +15,7 @@ the CLI alone.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -32,8 +33,9 @@ Overrides = Sequence[str] | Mapping[str, Any]
 
 def _isolated(function: Callable) -> Callable:
     """Leaves the process as the call found it: a notebook calls the API again and again, so
-    the thread count training sets and the environment settings tracking sets (MLflow's
-    telemetry switch, its HTTP timeouts) are put back when the call returns or raises."""
+    the thread count training sets, the environment settings tracking sets (MLflow's
+    telemetry switch, its HTTP timeouts) and the random generators that building a model seeds
+    are put back when the call returns or raises: the next cell draws what it would have."""
 
     @functools.wraps(function)
     def call(*args, **kwargs):
@@ -41,7 +43,8 @@ def _isolated(function: Callable) -> Callable:
 
         environ, threads = dict(os.environ), torch.get_num_threads()
         try:
-            return function(*args, **kwargs)
+            with _kept_generators():
+                return function(*args, **kwargs)
         finally:
             for key in set(os.environ) - set(environ):
                 del os.environ[key]
@@ -49,6 +52,25 @@ def _isolated(function: Callable) -> Callable:
             torch.set_num_threads(threads)
 
     return call
+
+
+@contextlib.contextmanager
+def _kept_generators():
+    """Python's, numpy's, torch's and (once started) CUDA's random generators, put back after."""
+    import random
+
+    import numpy as np
+    import torch
+
+    python, numpy = random.getstate(), np.random.get_state()
+    # Only GPUs already started: isolating a call must not start CUDA.
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=gpus):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
 
 
 def load_config(source: ConfigSource = None, overrides: Overrides = ()) -> Config:
@@ -74,6 +96,7 @@ def load_config(source: ConfigSource = None, overrides: Overrides = ()) -> Confi
     return load_file(source, items)
 
 
+@_isolated
 def summary(config: ConfigSource = None, overrides: Overrides = ()):
     """The architecture the config builds, layer by layer (shapes, parameters, multiply-adds,
     final map, warnings), without loading data. Returns a ModelSummary (a table in Jupyter)."""
@@ -114,9 +137,10 @@ def train(
     DataFrame, the trained model in eval mode and the loop's own FitResult (`fit`).
     """
     from cnnlab.runner import resume_config, train_run
-    from cnnlab.tracking import NoTracking
+    from cnnlab.tracking import NoTracking, run_id_of
     from cnnlab.training import EpochBar
 
+    resume = None if resume is None else run_id_of(resume)
     if resume is None:
         cfg = load_config(config, overrides)
     elif config is not None or overrides or not track:
@@ -157,6 +181,7 @@ def train(
         artifacts,
         data_dir,
         outcome.result,
+        outcome.pixel_stats,
     )
 
 
@@ -193,7 +218,7 @@ def tune(
     and whole config, and the parent run id.
     """
     from cnnlab.config import SearchConfig
-    from cnnlab.search import run_search, trial_config
+    from cnnlab.search import counts_as_trial, run_search, trial_config
 
     items = _override_items(overrides)
     for key, value in (("engine", engine), ("trials", trials), ("timeout", timeout)):
@@ -203,8 +228,8 @@ def tune(
     bar = _bar(cfg.search.trials, "trials") if progress else None
 
     def observe(record) -> None:
-        counted = cfg.search.count_invalid or record.reason != "invalid_architecture"
-        if bar is not None and counted:  # samples drawn again do not count as trials
+        # Samples drawn again do not count as trials.
+        if bar is not None and counts_as_trial(record, cfg.search.count_invalid):
             bar.update(1)
         if on_trial is not None:
             on_trial(record)
@@ -336,20 +361,19 @@ def load_run(
     the logged weights, in eval mode and laid out as it was trained, ready for `predict`.
 
     Args:
-        run: a run id, or "runs:/<run id>".
+        run: a run id, "runs:/<run id>" or "runs:/<run id>/<path>".
         tracking_uri / runs_dir: the store (as for train).
     """
 
     from cnnlab.config import TrackingConfig
-    from cnnlab.tracking import Store, resolve_uri
+    from cnnlab.tracking import open_store, resolve_uri, run_id_of, shown
 
-    run_id = run.removeprefix("runs:/").split("/")[0]
+    run_id = run_id_of(run)
     uri = resolve_uri(TrackingConfig(runs_dir=runs_dir), tracking_uri)
-    store = Store(uri)
-    try:
-        info = store.get_run(run_id)
-    except Exception as exc:  # MlflowException: the store has no such run
-        raise ConfigError(f"run {run_id!r}: not found in {uri}") from exc
+    store = open_store(uri)  # within seconds: exit 2 (no store), 5 (no answer), 7 (refused)
+    info = store.find_run(run_id)
+    if info is None:
+        raise ConfigError(f"run {run_id!r}: expected a run in {shown(uri)}, got no such run")
     cfg, model = _rebuilt(store, run_id)
     metrics = dict(info.data.metrics)
     history = _frame(_history(store, run_id, metrics))

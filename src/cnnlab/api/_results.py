@@ -47,10 +47,14 @@ class _Shown:
         raise NotImplementedError
 
     def _repr_html_(self) -> str:
-        return _table_html(self._title(), self._rows())
+        from cnnlab.tracking import shown  # a notebook's output is shared: no passwords
+
+        return shown(_table_html(self._title(), self._rows()))
 
     def __str__(self) -> str:
-        return _table_text(self._title(), self._rows())
+        from cnnlab.tracking import shown
+
+        return shown(_table_text(self._title(), self._rows()))
 
 
 @dataclass(repr=False)
@@ -67,8 +71,10 @@ class RunResult(_Shown):
     artifact_uri: str | None  # where config.toml, architecture.txt, model/ ... were logged
     data_dir: str | None = None  # where the run's data was found, for predict's normalisation
     fit: Any = None  # cnnlab.training.FitResult of a run trained here; None for a loaded run
-    # per-channel (mean, std) of the training split, found once per result
-    _pixel_stats: tuple[tuple[float, ...], ...] | None = field(default=None, repr=False)
+    # per-channel (mean, std) of the training split, which predict normalises with; None:
+    # read from the run's logged MLflow model when first needed
+    pixel_stats: tuple[tuple[float, ...], ...] | None = None
+    _runtime: Any = field(default=None, init=False, compare=False)  # set by the first predict
 
     def predict(self, images, batch_size: int = 1000):
         """Class index of each image (uint8, N x H x W or N x C x H x W), computed as the run
@@ -76,21 +82,38 @@ class RunResult(_Shown):
         precision and layout."""
         import torch
 
-        from cnnlab.runner import load_splits
         from cnnlab.training import Normalize, predict
-        from cnnlab.training._fast import Runtime
 
         if images.dim() == 3:
             images = images.unsqueeze(1)
-        if self._pixel_stats is None:  # the training split's, found once per result
-            splits = load_splits(self.config, self.data_dir)
-            self._pixel_stats = (splits.mean, splits.std)
         device = next(self.model.parameters()).device
-        runtime = Runtime.from_config(self.config.train, device, self.model)
-        runtime.prepare(self.model)
-        normalize = Normalize(*self._pixel_stats)
-        out = predict(self.model, images.to(device), normalize, batch_size, runtime)
+        normalize = Normalize(*self._stats())
+        out = predict(self.model, images.to(device), normalize, batch_size, self._prepared(device))
         return out.to(torch.long)
+
+    def _stats(self) -> tuple[tuple[float, ...], ...]:
+        """As trained here, else as the run's MLflow model logged them (the data may be gone);
+        only a run that logged no MLflow model needs its data again."""
+        if self.pixel_stats is None and self.run_id and self.tracking_uri:
+            from cnnlab.export import logged_pixel_stats
+            from cnnlab.tracking import Store
+
+            self.pixel_stats = logged_pixel_stats(Store(self.tracking_uri), self.run_id)
+        if self.pixel_stats is None:
+            from cnnlab.runner import load_splits
+
+            splits = load_splits(self.config, self.data_dir)
+            self.pixel_stats = (splits.mean, splits.std)
+        return self.pixel_stats
+
+    def _prepared(self, device):
+        """The run's precision and layout, with the model laid out for them once per result."""
+        if self._runtime is None:
+            from cnnlab.training._fast import Runtime
+
+            self._runtime = Runtime.from_config(self.config.train, device, self.model)
+            self._runtime.prepare(self.model)
+        return self._runtime
 
     def _title(self) -> str:
         return f"cnnlab run {self.run_id or '(not tracked)'}"

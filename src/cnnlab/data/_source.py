@@ -59,10 +59,12 @@ class InfoCache:
 
     def __init__(self, data_dir: str | Path | None = None):
         self.data_dir = data_dir
-        self._known: dict[tuple[str, str, str], DatasetInfo] = {}
+        self._known: dict[tuple, DatasetInfo] = {}
 
     def __call__(self, data: Any) -> DatasetInfo:
-        key = (data.dataset, data.path, repr(data.image_size))
+        # Every setting load_data reads: a folder's held-out share and its seed decide how
+        # many images its training half has.
+        key = (data.dataset, data.path, repr(data.image_size), data.test_fraction, data.split_seed)
         if key not in self._known:
             self._known[key] = dataset_info(data, self.data_dir)
         return self._known[key]

@@ -7,7 +7,12 @@ image files, and the MLflow Model Registry.
 """
 
 from cnnlab.export._files import FORMATS, TOLERANCE, Exported, RunModel, export_model, run_model
-from cnnlab.export._mlflow_model import MODEL_ARTIFACT, ModelLogger, save_mlflow_model
+from cnnlab.export._mlflow_model import (
+    MODEL_ARTIFACT,
+    ModelLogger,
+    logged_pixel_stats,
+    save_mlflow_model,
+)
 from cnnlab.export._predict import FilePrediction, predict_files, read_images
 from cnnlab.export._register import Registered, register_best, register_run
 from cnnlab.export._standalone import plain, standalone
@@ -22,6 +27,7 @@ __all__ = [
     "Registered",
     "RunModel",
     "export_model",
+    "logged_pixel_stats",
     "plain",
     "predict_files",
     "read_images",

@@ -53,15 +53,13 @@ def run_model(run: str, *, tracking_uri: str | None = None, runs_dir: str = "cnn
 
     from cnnlab.config import TrackingConfig
     from cnnlab.runner import logged_model
-    from cnnlab.tracking import Store, resolve_uri
+    from cnnlab.tracking import open_store, resolve_uri, run_id_of, shown
 
-    run_id = run.removeprefix("runs:/").strip("/")
+    run_id = run_id_of(run)
     uri = resolve_uri(TrackingConfig(runs_dir=runs_dir), tracking_uri)
-    store = Store(uri)
-    try:
-        store.get_run(run_id)
-    except Exception:  # MlflowException: no such run in this store
-        raise ConfigError(f"run {run_id!r}: expected a run in {uri}, got no such run") from None
+    store = open_store(uri)  # within seconds: exit 2 (no store), 5 (no answer), 7 (refused)
+    if store.find_run(run_id) is None:
+        raise ConfigError(f"run {run_id!r}: expected a run in {shown(uri)}, got no such run")
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = store.download_artifacts(run_id, MODEL_ARTIFACT, tmp)
@@ -69,7 +67,7 @@ def run_model(run: str, *, tracking_uri: str | None = None, runs_dir: str = "cnn
             example = np.asarray(logged.load_input_example(local), dtype=np.float32)
             meta = logged.metadata or {}
             classes, stats = list(meta["class_names"]), meta["pixel_stats"]
-        except Exception:  # MlflowException, OSError, KeyError: no model, or not cnnlab's
+        except (FileNotFoundError, KeyError, TypeError):  # no model, or not one of cnnlab's
             raise ConfigError(
                 f"run {run_id!r}: expected an MLflow model ({MODEL_ARTIFACT}/), got none "
                 "(runs log one with tracking.log_model = true)"

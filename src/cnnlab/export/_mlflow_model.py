@@ -54,6 +54,20 @@ class ModelLogger(Callback):
             self.tracker.log_folder(path, MODEL_ARTIFACT)
 
 
+def logged_pixel_stats(store: Any, run_id: str) -> tuple[tuple[float, ...], ...] | None:
+    """The per-channel (mean, std) a run's MLflow model folds in, from its MLmodel file (no
+    data, no weights); None when the run logged no MLflow model."""
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = store.download_artifacts(run_id, f"{MODEL_ARTIFACT}/MLmodel", tmp)
+        except OSError:  # FileNotFoundError: tracking.log_model was false
+            return None
+        stats = (Model.load(path).metadata or {}).get("pixel_stats")
+    return (tuple(stats["mean"]), tuple(stats["std"])) if stats else None
+
+
 def save_mlflow_model(
     net: torch.nn.Module, path: Path, example: np.ndarray, class_names, stats: dict
 ) -> None:

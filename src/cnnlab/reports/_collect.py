@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from cnnlab.tracking import Store
+from cnnlab.tracking import Store, open_store, shown
 
 CURVES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch metrics plotted per run
 # Params that describe where or how a run was stored, not what was trained.
@@ -71,7 +71,7 @@ class ExperimentRecord:
 
 def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRecord]:
     """The named experiments (all but Default when None), with runs and per-epoch histories."""
-    store = Store(uri)
+    store = open_store(uri)  # a mistyped store is one line, and is not created by reading it
     found = store.experiments()
     by_name = {e.name: e for e in found}
     if experiments is None:
@@ -82,7 +82,7 @@ def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRe
         if missing:
             from cnnlab.config import ConfigError
 
-            raise ConfigError(f"--experiment: no experiment named {missing[0]!r} in {uri}")
+            raise ConfigError(f"--experiment: no experiment named {missing[0]!r} in {shown(uri)}")
         names = experiments
     return [_experiment(store, by_name[n]) for n in names]
 

@@ -29,7 +29,7 @@ def _logged(uri: str, run: RunRecord):
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = Store(uri).download_artifacts(run.run_id, CONFUSION_ARTIFACT, tmp)
-        except Exception:  # MlflowException or OSError: a run from before it was logged
+        except FileNotFoundError:  # a run from before it was logged
             return None
         table = json.loads(Path(path).read_text(encoding="utf-8"))
     return table["matrix"], table["class_names"]

@@ -8,7 +8,9 @@
 
 A difference is the subject's mean minus the reference's, with a 95% Welch interval: the two
 groups may have different sizes and spreads (a variant of another step, another architecture),
-so neither equal variances nor pairing by seed is assumed.
+so neither equal variances nor pairing by seed is assumed. Two groups whose seeds all gave the
+same value have no spread to judge a difference by (the seed did not reach the metric), so they
+get no interval and no verdict.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class Band:
 
 @dataclass(frozen=True)
 class Difference:
-    """subject - reference for one metric, with its 95% interval (None when n < 2 on a side)."""
+    """subject - reference for one metric, with its 95% interval (None when n < 2 on a side or
+    neither side varies across its seeds)."""
 
     metric: str
     subject: Band
@@ -106,10 +109,20 @@ class Difference:
         sign = METRICS[self.metric][1]
         return tuple(sorted((sign * self.low, sign * self.high)))  # type: ignore[return-value]
 
+    def no_interval(self) -> str | None:
+        """Why there is no interval, or None when there is one."""
+        if self.n < 2:
+            return "one seed on a side"
+        if self.low is None or self.high is None:
+            return "every seed gave the same value"
+        return None
+
     def verdict(self) -> str:
         interval = self.improvement()
         if interval is None:
-            return "no verdict possible with one seed"
+            if self.n < 2:
+                return "no verdict possible with one seed"
+            return f"no verdict possible: {self.no_interval()}"
         if interval[0] > 0:
             return "better"
         if interval[1] < 0:
@@ -128,20 +141,23 @@ class Difference:
 
 def compare(subject: list[RunRecord], reference: list[RunRecord], metric: str) -> Difference:
     a, b = Band.of(subject, metric), Band.of(reference, metric)
-    if a.n < 2 or b.n < 2:
+    if a.n < 2 or b.n < 2 or a.sd == b.sd == 0:
         return Difference(metric, a, b, None, None)
     low, high = welch_interval(a, b)
     return Difference(metric, a, b, low, high)
 
 
 def welch_interval(a: Band, b: Band) -> tuple[float, float]:
-    """95% interval of mean(a) - mean(b) without assuming equal variances (Welch-Satterthwaite)."""
+    """95% interval of mean(a) - mean(b) without assuming equal variances (Welch-Satterthwaite);
+    at least one group must vary."""
     from scipy.stats import t
 
     va, vb = a.sd**2 / a.n, b.sd**2 / b.n
     diff = a.mean - b.mean
-    if va + vb == 0:  # identical runs: no spread, the difference is exact
-        return diff, diff
+    if va + vb == 0:
+        # Not "the difference is exact": seeds that all give one value say nothing about the
+        # noise a rerun would see, and a zero-width interval would confirm any difference.
+        raise ValueError("no spread in either group: a Welch interval needs some")
     df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     half = float(t.ppf(0.5 + CONFIDENCE / 2, df)) * math.sqrt(va + vb)
     return diff - half, diff + half
@@ -151,7 +167,7 @@ def judge(diff: Difference, direction: str, margin: float = 0.0) -> str:
     """A hypothesis' verdict: confirmed or refuted when the interval says so, else inconclusive."""
     interval = diff.improvement()
     if interval is None:
-        return "inconclusive (one seed on a side: no interval)"
+        return f"inconclusive ({diff.no_interval()}: no interval)"
     low, high = interval
     confirmed, refuted = {
         "better": (low > margin, high < margin),

@@ -96,7 +96,7 @@ def _overview(uri: str, records: list[ExperimentRecord], quick: bool) -> Section
     if quick:
         section.add(QUICK_WARNING)
     return section.add(
-        f"Written {time.strftime('%Y-%m-%d %H:%M')} from the MLflow store `{_shown(uri)}`: "
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} from the MLflow store `{_store_name(uri)}`: "
         f"{len(records)} experiment(s), {runs} run(s).",
         SELECTION_NOTE,
         "Losses are mean cross-entropy per image (not percentages); accuracies are shares of "
@@ -105,14 +105,15 @@ def _overview(uri: str, records: list[ExperimentRecord], quick: bool) -> Section
     )
 
 
-def _shown(uri: str) -> str:
-    """An embedded store under the working directory is named relative to it."""
-    from cnnlab.tracking import store_file
+def _store_name(uri: str) -> str:
+    """An embedded store under the working directory is named relative to it; any other store
+    without its credentials (a report is a file that gets shared)."""
+    from cnnlab.tracking import shown, store_file
 
     path = store_file(uri)
     if path is not None and path.is_relative_to(Path.cwd()):
         return f"sqlite:///{path.relative_to(Path.cwd())}"
-    return uri
+    return shown(uri)
 
 
 def _study_comparison(records: list[ExperimentRecord], quick: bool) -> Section | None:

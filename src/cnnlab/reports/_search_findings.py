@@ -21,11 +21,11 @@ from typing import Any
 
 from cnnlab.reports._collect import ExperimentRecord, RunRecord
 from cnnlab.reports._document import Figure, Table
+from cnnlab.search import INVALID_ARCHITECTURE
 from cnnlab.search._layout import TRIAL_TAG
 from cnnlab.search._layout import param_text as recorded_text  # as a trial's params are written
 from cnnlab.search._space import Dimension, Space, dimensions_from_dict
 
-REFUSED = "invalid_architecture"  # cnnlab.fail_reason of samples no model can be built from
 SEED = 0  # of fANOVA's random forest
 # Optuna's state of a sample that is not a COMPLETE trial (a trained one lacks its objective).
 _STATES = {"refused": "FAIL", "failed": "FAIL", "trained": "FAIL", "pruned": "PRUNED"}
@@ -74,7 +74,7 @@ def _space(parent: RunRecord) -> Space:
 
 
 def _outcome(run: RunRecord) -> str:
-    if run.tags.get("cnnlab.fail_reason") == REFUSED:
+    if run.tags.get("cnnlab.fail_reason") == INVALID_ARCHITECTURE:
         return "refused"
     if run.status not in ("FINISHED", "FAILED"):  # interrupted or superseded: drawn again
         return "unfinished"

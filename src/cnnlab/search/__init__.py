@@ -10,7 +10,14 @@ The engines observe training through callbacks only; the loop never imports them
 
 from cnnlab.search._check import SpaceReport, check_space
 from cnnlab.search._objective import trial_config
-from cnnlab.search._records import FAIL_REASONS, TrialRecord, describe_record, format_table
+from cnnlab.search._records import (
+    FAIL_REASONS,
+    INVALID_ARCHITECTURE,
+    TrialRecord,
+    counts_as_trial,
+    describe_record,
+    format_table,
+)
 from cnnlab.search._search import SearchResult, prepare, run_search
 from cnnlab.search._shared import StorageUnavailable
 from cnnlab.search._space import DISTRIBUTIONS, Dimension, parse_space
@@ -18,12 +25,14 @@ from cnnlab.search._space import DISTRIBUTIONS, Dimension, parse_space
 __all__ = [
     "DISTRIBUTIONS",
     "FAIL_REASONS",
+    "INVALID_ARCHITECTURE",
     "Dimension",
     "SearchResult",
     "SpaceReport",
     "StorageUnavailable",
     "TrialRecord",
     "check_space",
+    "counts_as_trial",
     "describe_record",
     "format_table",
     "parse_space",

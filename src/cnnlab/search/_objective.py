@@ -21,7 +21,7 @@ from cnnlab.data import InfoCache, Splits
 from cnnlab.models import ArchitectureError, check_architecture
 from cnnlab.runner import load_splits, resume_or_train, train_run
 from cnnlab.search._layout import SearchLayout
-from cnnlab.search._records import TrialRecord
+from cnnlab.search._records import INVALID_ARCHITECTURE, TrialRecord
 from cnnlab.search._space import apply_to_resolved, overrides
 from cnnlab.training import Callback, TrainingDiverged, TrainState
 
@@ -75,7 +75,7 @@ class Objective:
             check_architecture(cfg.model, info.input_shape, info.num_classes)
         except ConfigError as exc:
             reason = (
-                "invalid_architecture" if isinstance(exc, ArchitectureError) else "invalid_config"
+                INVALID_ARCHITECTURE if isinstance(exc, ArchitectureError) else "invalid_config"
             )
             run_id = self.layout.failed_child(number, params, items, reason, str(exc))
             return self._failed(number, params, started, run_id, reason, str(exc))

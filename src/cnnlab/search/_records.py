@@ -11,8 +11,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# A sample no model can be built from, refused in milliseconds before any training.
+INVALID_ARCHITECTURE = "invalid_architecture"
 # Why a trial failed; the child run carries the same word in its cnnlab.fail_reason tag.
-FAIL_REASONS = ("invalid_architecture", "invalid_config", "diverged", "non_finite", "error")
+FAIL_REASONS = (INVALID_ARCHITECTURE, "invalid_config", "diverged", "non_finite", "error")
 
 
 @dataclass
@@ -50,6 +52,13 @@ def ranked(records: list[TrialRecord], maximize: bool) -> list[TrialRecord]:
 def best_of(records: list[TrialRecord], maximize: bool) -> TrialRecord | None:
     ok = [r for r in records if r.status == "ok"]
     return ranked(ok, maximize)[0] if ok else None
+
+
+def counts_as_trial(record: TrialRecord, count_invalid: bool) -> bool:
+    """Whether a finished sample is one of the `search.trials` a search runs: the one rule that
+    the search loop, progress bars and a study's progress share. Without search.count_invalid,
+    impossible samples are drawn again rather than counted."""
+    return count_invalid or record.reason != INVALID_ARCHITECTURE
 
 
 def counts(records: list[TrialRecord]) -> dict[str, int]:

@@ -28,10 +28,10 @@ from cnnlab.search._hyperopt import HyperoptEngine
 from cnnlab.search._layout import SearchLayout
 from cnnlab.search._objective import Objective, trial_config
 from cnnlab.search._optuna import OptunaEngine
-from cnnlab.search._records import TrialRecord, best_of, counts
-from cnnlab.search._shared import SCHEMES, SharedStudy, open_storage, redact
+from cnnlab.search._records import TrialRecord, best_of, counts, counts_as_trial
+from cnnlab.search._shared import SCHEMES, SharedStudy, open_storage
 from cnnlab.search._space import Space, parse_space, space_to_dict
-from cnnlab.tracking import resolve_uri, store_file
+from cnnlab.tracking import resolve_uri, shown, store_file
 
 # Settings that may change between a search and its resumption without making it another one.
 _NOT_IDENTITY = ("trials", "timeout", "state_dir", "storage", "heartbeat", "register")
@@ -187,7 +187,7 @@ def _run_shared(cfg: Config, space: Space, tracking_uri, data_dir, on_trial) -> 
     s = dataclasses.replace(cfg.search, study=study)
     storage = open_storage(s.storage, s.heartbeat)  # StorageUnavailable: no run
     # Runs log their config; the password stays out of MLflow.
-    cfg = dataclasses.replace(cfg, search=dataclasses.replace(s, storage=redact(s.storage)))
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(s, storage=shown(s.storage)))
     splits = load_splits(cfg, data_dir)
     uri = resolve_uri(cfg.tracking, tracking_uri)
     sid = search_id(cfg)
@@ -238,7 +238,7 @@ def _check_storage(s: SearchConfig) -> None:
     if s.storage and not s.storage.startswith(SCHEMES):
         raise ConfigError(
             "search.storage: expected postgresql://..., sqlite:///... or journal:///path, "
-            f"got {redact(s.storage)!r}"
+            f"got {shown(s.storage)!r}"
         )
     if s.study and not s.storage:
         raise ConfigError("search.study: names a shared study; it needs search.storage")
@@ -258,9 +258,7 @@ _DRAWS_PER_TRIAL = 50  # count_invalid = false: most samples drawn per counted t
 
 
 def _counted(search: SearchConfig, records: list[TrialRecord]) -> int:
-    if search.count_invalid:
-        return len(records)
-    return sum(r.reason != "invalid_architecture" for r in records)
+    return sum(counts_as_trial(r, search.count_invalid) for r in records)
 
 
 def _loop(search: SearchConfig, engine, objective, records: list[TrialRecord], on_trial) -> bool:
@@ -291,7 +289,7 @@ def _parent_run(cfg: Config, space: Space, sid: str, path: Path):
         "search.trials": str(s.trials),
         "search.space": json.dumps(space_to_dict(space)),
     }
-    state = f"{redact(s.storage)} study {s.study}" if s.storage else str(path)
+    state = f"{shown(s.storage)} study {s.study}" if s.storage else str(path)
     tags = {"cnnlab.trials_requested": str(s.trials), "cnnlab.search_state": state}
     name = cfg.tracking.run_name or f"search-{s.name or sid[:8]}"
     return name, params, tags, {"config.toml": to_toml(cfg)}

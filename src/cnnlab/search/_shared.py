@@ -45,6 +45,7 @@ from cnnlab.search._optuna import (
 from cnnlab.search._records import TrialRecord
 from cnnlab.search._space import Space
 from cnnlab.search._workers import WORKER_ATTR, dead, worker
+from cnnlab.tracking import shown
 
 SEARCH_ATTR, PARENT_ATTR = "cnnlab.search_id", "cnnlab.parent_run_id"  # the study's
 PARAMS_ATTR = "cnnlab.params"  # every trial's sample, as config values
@@ -80,27 +81,22 @@ def open_storage(url: str, heartbeat: int):
             return optuna.storages.RDBStorage(
                 url, connect, heartbeat_interval=heartbeat, grace_period=3 * heartbeat
             )
-    except Exception as exc:
-        first = _scrubbed((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300], url)
+    except Exception as exc:  # re-raised as one line: drivers and Optuna raise many kinds
+        first = shown((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
         raise StorageUnavailable(
-            f"search.storage: cannot use {redact(url)}: {first}{_password_hint(url, first)}"
+            f"search.storage: cannot use {shown(url)}: {first}{_password_hint(url, first)}"
         ) from None
-
-
-def _scrubbed(text: str, url: str) -> str:
-    """`text` without the URL's password, should a driver's message quote it."""
-    password = _password(url)
-    return text.replace(password, "***") if password else text
 
 
 def _password(url: str) -> str | None:
     if url.startswith("journal:"):
         return None
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         return make_url(url).password or None
-    except Exception:
+    except (ArgumentError, ValueError):  # not a database URL: it holds no password
         return None
 
 
@@ -109,18 +105,6 @@ def _password_hint(url: str, message: str) -> str:
     if not url.startswith("postgresql") or _password(url) or "password" not in message:
         return ""
     return " (libpq reads the password from PGPASSWORD, ~/.pgpass or PGPASSFILE, or a service file)"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and tags."""
-    if url.startswith("journal:"):
-        return url
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a database URL: keep the scheme only
-        return url.split("://", 1)[0] + "://..."
 
 
 class SharedStudy:

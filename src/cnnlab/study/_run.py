@@ -57,9 +57,12 @@ class Progress:
         self.started = time.perf_counter()
         self.on_run = on_run  # (runs done, runs planned), after each run: a progress bar
 
-    def advance(self, images: int, runs: int = 1) -> str:
+    def advance(self, images: int, runs: int = 1, dropped: int = 0) -> str:
+        """`images` trained by `runs` finished runs; `dropped`: planned images that will not be
+        trained after all (a trial refused or stopped early), so the estimate stops waiting."""
         self.runs += runs
         self.images += images
+        self.images_total -= dropped
         if self.on_run is not None and runs:
             self.on_run(self.runs, self.runs_total)
         elapsed = time.perf_counter() - self.started
@@ -197,10 +200,13 @@ class _Runner:
         per_trial = job.images // max(1, cfg.search.trials)
 
         def on_trial(record) -> None:
-            from cnnlab.search import describe_record
+            from cnnlab.search import counts_as_trial, describe_record
 
-            trained = record.reason != "invalid_architecture"
-            where = self.progress.advance(per_trial if trained else 0, int(trained))
+            if counts_as_trial(record, cfg.search.count_invalid):
+                trained = per_trial * min(record.epochs, cfg.train.epochs) // cfg.train.epochs
+                where = self.progress.advance(trained, dropped=per_trial - trained)
+            else:  # drawn again: neither a run nor any of the planned images
+                where = self.progress.advance(0, runs=0)
             self.echo(f"  {describe_record(record)}  [{where}]")
 
         tune(cfg, tracking_uri=self.uri, data_dir=self.data_dir, on_trial=on_trial)

@@ -4,14 +4,17 @@ tracking = MlflowTracking(resolve_uri(cfg.tracking, cli_override))   # or NoTrac
 with tracking.tracker(RunSpec(cfg.tracking.experiment, flatten(cfg), tags)) as tracker:
     fit(model, splits, cfg.train, callbacks=[tracker])
 
-Store(uri) is the one way cnnlab's modules read and write MLflow experiments and runs.
+Store(uri) is the one way cnnlab's modules read and write MLflow experiments and runs;
+open_store(uri) opens one to read, checked within seconds and never created. shown(text) is
+how every message, report and printed line names a store: without its password.
 
 A team server: server_command(..., auth=True) runs MLflow's basic-auth app; add_user(uri, name,
 password) and grant(uri, name, experiment, "EDIT") manage its users, as the admin. A server that
 refuses a client raises TrackingDenied (exit 7); one that does not answer TrackingUnavailable.
 """
 
-from cnnlab.tracking._adapter import Store
+from cnnlab.tracking._access import shown
+from cnnlab.tracking._adapter import Store, filter_value, run_id_of
 from cnnlab.tracking._auth import (
     ADMIN_PASSWORD_ENV,
     PERMISSIONS,
@@ -25,6 +28,7 @@ from cnnlab.tracking._auth import (
 )
 from cnnlab.tracking._choice import MlflowTracking, NoTracking, RunSpec, Tracking
 from cnnlab.tracking._errors import TrackingDenied, TrackingUnavailable
+from cnnlab.tracking._open import check_store, open_store
 from cnnlab.tracking._server import ServerLaunch, server_command
 from cnnlab.tracking._store import (
     default_uri,
@@ -50,12 +54,17 @@ __all__ = [
     "TrackingDenied",
     "TrackingUnavailable",
     "add_user",
+    "check_store",
     "default_uri",
+    "filter_value",
     "grant",
+    "open_store",
     "prepare_store",
     "read_secret",
     "resolve_uri",
+    "run_id_of",
     "server_command",
+    "shown",
     "store_file",
     "typed_password",
 ]

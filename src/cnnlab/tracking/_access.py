@@ -12,6 +12,7 @@ MLFLOW_TRACKING_INSECURE_TLS. Messages name the user, never the password.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,13 +29,20 @@ def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def shown(uri: str) -> str:
-    """The URI as messages show it: without any user:password@ part."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return uri
-    host, slash, path = rest.partition("/")
-    return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+# The user:password@ part of a URI anywhere in a text (https://, postgresql+psycopg://, ...):
+# a user name holds no "/" or ":"; a password may hold anything but blanks and quotes, up to the
+# word's last "@" (an unencoded "@" or "/" in it must not leave a piece of it shown).
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/@:'\"`]*):[^\s'\"`]*@")
+# libpq and SQLAlchemy also take credentials as query values (?password=...).
+_SECRET_VALUE = re.compile(r"(?i)\b(password|passwd|pwd|secret|token)=[^&;\s'\"`]*")
+
+
+def shown(text: str) -> str:
+    """A URI, or any text that holds URIs (a message, a traceback), as cnnlab shows it: the
+    user named, the password starred (https://ana:***@host/), a password=... query value
+    too. Every message, report and printed line that names a store goes through this."""
+    text = _USERINFO.sub(r"\1\2:***@", text)
+    return _SECRET_VALUE.sub(lambda m: f"{m.group(1)}=***", text)
 
 
 def probe(uri: str, timeout: float = 5.0) -> None:
@@ -122,7 +130,7 @@ class GuardedClient:
         def guarded(*args, **kwargs):
             try:
                 return call(*args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # re-raised as itself unless it is a refusal
                 error = refusal(exc, self._uri, action)
                 if error is None:
                     raise
@@ -162,4 +170,6 @@ def reason(exc: BaseException) -> str:
 
 
 def _no_answer(uri: str, exc: BaseException) -> TrackingUnavailable:
-    return TrackingUnavailable(f"tracking server {shown(uri)} does not answer: {reason(exc)}")
+    return TrackingUnavailable(
+        f"tracking server {shown(uri)} does not answer: {shown(reason(exc))}"
+    )

@@ -14,11 +14,13 @@ here, so callers hand over whole dicts.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cnnlab.config import ConfigError
 from cnnlab.tracking._store import artifact_location, client
 
 PARAM_LIMIT = 6000  # MLflow's longest param value
@@ -40,6 +42,30 @@ def measurements(values: dict[str, float], step: int) -> list[Measurement]:
     """`values` at `step`, all stamped now."""
     now = int(time.time() * 1000)
     return [Measurement(k, float(v), step, now) for k, v in values.items()]
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]+")  # MLflow's ids are 32 hex digits; doubles use others
+
+
+def run_id_of(reference: str) -> str:
+    """The run id in a run reference, as every command takes one: "<id>", "runs:/<id>" or
+    "runs:/<id>/<artifact path>" (e.g. runs:/3f2a.../mlflow_model); ConfigError otherwise."""
+    text = reference.strip()
+    if text.startswith("runs:/"):
+        text = text.removeprefix("runs:/").lstrip("/").split("/", 1)[0]
+    if not _RUN_ID.fullmatch(text):
+        raise ConfigError(f"run: expected a run id or runs:/<run id>[/<path>], got {reference!r}")
+    return text
+
+
+def filter_value(text: str) -> str | None:
+    """`text` quoted as a value of an MLflow filter string; None when it holds both kinds of
+    quote. MLflow's parser strips the quotes around a value but unescapes nothing inside, so
+    the quote must be one that the text does not hold."""
+    for quote in ("'", '"'):
+        if quote not in text:
+            return f"{quote}{text}{quote}"
+    return None
 
 
 def param_text(value: Any) -> str:
@@ -118,14 +144,34 @@ class Store:
         """The run of that id (an mlflow Run); MlflowException when there is none."""
         return self._client.get_run(run_id)
 
+    def find_run(self, run_id: str):
+        """The run of that id (an mlflow Run), or None when the store has none. A refusal
+        (TrackingDenied) or any other failure goes on up: it is not an answer about the run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.get_run(run_id)
+        except MlflowException as exc:
+            if _not_found(exc):
+                return None
+            raise
+
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         """Every logged value of metric `key`, as (step, value) pairs in step order."""
         return sorted((m.step, m.value) for m in self._client.get_metric_history(run_id, key))
 
     def download_artifacts(self, run_id: str, path: str, folder: str) -> str:
         """Fetches the run's artifact `path` (a file or a folder) into `folder`; returns its local
-        path."""
-        return self._client.download_artifacts(run_id, path, folder)
+        path. FileNotFoundError when the run has no such artifact; a refusal (TrackingDenied)
+        or an outage goes on up as itself."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.download_artifacts(run_id, path, folder)
+        except MlflowException as exc:
+            if _not_found(exc):
+                raise FileNotFoundError(f"run {run_id}: no artifact {path}") from None
+            raise
 
     # ------------------------------------------------------------ writing runs
 
@@ -193,7 +239,11 @@ class Store:
 
     def model_versions(self, name: str) -> list:
         """Every version of the registered model `name` (MLflow's ModelVersion objects)."""
-        return list(self._client.search_model_versions(f"name='{name}'"))
+        quoted = filter_value(name)
+        if quoted is not None:
+            return list(self._client.search_model_versions(f"name={quoted}"))
+        # No filter can name it: every version of the registry, then this model's.
+        return [v for v in self._client.search_model_versions("") if v.name == name]
 
     def log_texts(self, run_id: str, files: dict[str, str]) -> None:
         """Each {file name: text} as an artifact file of the run."""
@@ -214,3 +264,12 @@ class Store:
     def delete_run(self, run_id: str) -> None:
         """Moves the run to the store's trash: searches no longer find it."""
         self._client.delete_run(run_id)
+
+
+# What MLflow answers for a run or an artifact that is not there (the REST API says 404 or
+# "invalid parameter" for a malformed id): an answer about the thing, not a failure to ask.
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def _not_found(exc) -> bool:
+    return exc.error_code in _NOT_FOUND or exc.get_http_status_code() == 404

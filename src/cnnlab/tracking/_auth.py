@@ -31,7 +31,8 @@ ADMIN_PASSWORD_ENV = "CNNLAB_ADMIN_PASSWORD"
 USER_PASSWORD_ENV = "CNNLAB_USER_PASSWORD"
 AUTH_DB, AUTH_CONFIG = "auth.db", "auth.ini"  # beside the store, in the runs dir
 DEFAULT_PERMISSION = "READ"  # what a new user may do on experiments nobody granted them
-PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
+# What MLflow 3.17 grants on one experiment; DENY refuses even what the default would allow.
+PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "DENY")
 ADMIN_ONLY = "users and permissions are managed by an admin of the server"
 
 
@@ -185,7 +186,7 @@ def add_user(uri: str, name: str, password: str) -> TeamUser:
 
 
 def grant(uri: str, name: str, experiment: str, permission: str) -> Grant:
-    """Gives user `name` `permission` (READ, USE, EDIT, MANAGE or NO_PERMISSIONS) on experiment
+    """Gives user `name` `permission` (READ, USE, EDIT, MANAGE or DENY) on experiment
     `experiment`, which is created (owned by the admin) when the server has none by that name.
     EDIT lets a user train and tune into it; MANAGE also delete it and grant others."""
     from cnnlab.tracking._adapter import Store

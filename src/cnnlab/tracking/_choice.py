@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cnnlab.tracking._access import probe
 from cnnlab.tracking._adapter import Store
+from cnnlab.tracking._open import check_store
 from cnnlab.tracking._store import run_tags
 from cnnlab.tracking._tracker import MlflowTracker
 from cnnlab.training import Callback
@@ -37,7 +37,9 @@ class RunSpec:
 
 class Tracking(Protocol):
     """A destination of training runs. `tracker(run)` returns a training Callback that is also
-    a context manager (it ends the run with the right status) and has `run_id`."""
+    a context manager (it ends the run with the right status) and has `run_id` and
+    `logs_folders`: True when its `log_folder(folder, artifact_path)` keeps a local folder with
+    the run, which is what logging the run's MLflow model asks of it."""
 
     uri: str | None  # where the runs go; None when nowhere
 
@@ -59,7 +61,7 @@ class MlflowTracking:
         self.store = store  # None: each run opens Store(uri); a test gives an in-memory double
 
     def check(self) -> None:
-        probe(self.uri)  # a server that is not there, or refuses us, fails in seconds
+        check_store(self.uri)  # a server or database that is not there fails in seconds
 
     def tracker(self, run: RunSpec) -> MlflowTracker:
         """An MlflowTracker for `run`; its tags gain the version, the commit and the data's
@@ -95,6 +97,7 @@ class NullTracker(Callback):
     """The tracker of a run recorded nowhere: observes nothing, opens and ends nothing."""
 
     run_id: str | None = None
+    logs_folders = False  # nothing is kept, so no model is logged
 
     def __enter__(self) -> NullTracker:
         return self

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import site
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from cnnlab import __version__
@@ -61,15 +64,61 @@ def client(uri: str):
     return GuardedClient(found, uri) if is_remote(uri) else found
 
 
-def git_commit() -> str | None:
-    """The commit of the cnnlab source tree, with -dirty when it has local changes."""
-    here = Path(__file__).resolve().parent
+def cnnlab_checkout() -> Path | None:
+    """The top level of cnnlab's own git checkout when this package runs from it (an editable
+    install, PYTHONPATH=src); None for an installed copy, even one in a venv inside some other
+    repository, whose commit says nothing of cnnlab's code."""
+    package = Path(__file__).resolve().parents[1]
     try:
-        commit = _git(here, "rev-parse", "HEAD")
-        dirty = _git(here, "status", "--porcelain", "--untracked-files=no")
+        top = Path(_git(package, "rev-parse", "--show-toplevel")).resolve()
+        pyproject = tomllib.loads((top / "pyproject.toml").read_text(encoding="utf-8"))
+        name = pyproject["project"]["name"]
+    except (OSError, subprocess.SubprocessError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None  # no git, no repository, or one that is not a Python project
+    ours = name == "cnnlab" and (top / "src" / "cnnlab").resolve() == package
+    return top if ours else None
+
+
+def git_commit() -> str | None:
+    """The commit of cnnlab's own checkout, with -dirty when it has local changes; None when
+    cnnlab runs as an installed package (its version says which code it is)."""
+    top = cnnlab_checkout()
+    if top is None:
+        return None
+    try:
+        commit = _git(top, "rev-parse", "HEAD")
+        dirty = _git(top, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit
+
+
+def user_commit() -> str | None:
+    """The commit of the user's code that started this process, as MLflow tags the runs it
+    starts itself: the repository of the Python script run (`python train.py` calling
+    cnnlab.train), else cnnlab's checkout when cnnlab runs from one (its configs and studies
+    are then the code). None for the installed `cnnlab` command and for notebooks: the code
+    that trains is cnnlab's, at the version tagged."""
+    script = _user_script()
+    where = script.parent if script is not None else cnnlab_checkout()
+    if where is None:
+        return None
+    try:
+        return _git(where, "rev-parse", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return None  # a script outside any repository
+
+
+def _user_script() -> Path | None:
+    """sys.argv[0] when it is a .py file that is not part of an installation: a console script
+    (bin/cnnlab), `python -m` of an installed module or a notebook kernel is not user code."""
+    if not sys.argv or not sys.argv[0].endswith(".py"):
+        return None
+    script = Path(sys.argv[0]).resolve()
+    installed = {sys.prefix, sys.base_prefix, site.USER_BASE or sys.prefix}
+    if not script.is_file() or any(script.is_relative_to(Path(p).resolve()) for p in installed):
+        return None
+    return script
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -81,10 +130,11 @@ def _git(cwd: Path, *args: str) -> str:
 
 def run_tags(data_checksum: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     tags = {"cnnlab.version": __version__}
-    commit = git_commit()
+    commit, users = git_commit(), user_commit()
     if commit:
         tags["cnnlab.git_commit"] = commit
-        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    if users:
+        tags["mlflow.source.git.commit"] = users
     if data_checksum:
         tags["cnnlab.data_checksum"] = data_checksum
     tags.update(extra or {})

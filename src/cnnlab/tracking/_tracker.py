@@ -48,6 +48,8 @@ def checkpoint_dir(uri: str, run_id: str) -> Path:
 
 
 class MlflowTracker(Callback):
+    logs_folders = True  # log_folder() keeps a folder with the run: an MLflow model can go there
+
     def __init__(
         self,
         uri: str,
@@ -244,7 +246,7 @@ class MlflowTracker(Callback):
                     result = call(*args, **kwargs)
             except TrackingDenied:
                 raise  # a refusal is an answer: retrying does not change it
-            except Exception as exc:
+            except Exception as exc:  # an outage has many faces; the window decides, then raises
                 self._wait_or_give_up(exc)
             else:
                 self._away_since = None

@@ -87,7 +87,9 @@ class Runtime:
     channels_last: bool = False
     tta_flip: bool = False
     fused_stem: bool = False  # a first conv block as one native CPU kernel (models._stem)
-    fused_blocks: int = 0  # blocks prepare() set to run the kernel: 0 if none fit or no compiler
+    # What prepare() fused, one line per block (cnnlab.fusion.fuse); () until then, or when
+    # nothing fits or no compiler is found
+    fused: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, device: torch.device, model: torch.nn.Module):
