@@ -165,8 +165,9 @@ def test_references_resolve_to_steps_and_variants(tmp_path):
     assert first.reference.step == "1-first" and first.reference.variant == "a"  # its first variant
     assert (second.reference.step, second.reference.variant) == ("1-first", None)  # selected
     assert (third.reference.step, third.reference.variant) == ("1-first", "b")
-    assert (third.expect.reference.step, third.expect.reference.variant) == ("3-third", "b")
-    assert third.expect.variant == "a" and third.expect.min_difference == 0.01
+    (part,) = third.expect  # a single table is a claim of one part
+    assert (part.reference.step, part.reference.variant) == ("3-third", "b")
+    assert part.variant == "a" and part.min_difference == 0.01
     assert second.seed_list(second.variants[0]) == [5, 9]
     assert third.seed_list(third.variants[0]) == [42, 43]  # a count starts at train.seed
     assert third.seed_list(third.variants[0], override=[1]) == [1]
@@ -178,10 +179,9 @@ def test_shipped_study_states_its_hypotheses_and_seeds():
     steps = load_steps(ROOT / "experiments")
     for step in steps[1:]:  # steps 2-5 and the recipe: 3 seeds, a hypothesis, a check
         assert step.seed_list(step.variants[0]) == [42, 43, 44]
-        assert step.hypothesis and step.expect is not None
-    assert steps[2].expect.reference.step == "2-extended-training"
-    assert steps[3].expect.direction == "same"
-    assert steps[4].expect.direction == "not_better"
+        assert step.hypothesis and step.expect
+    assert steps[2].expect[0].reference.step == "2-extended-training"
+    assert steps[3].expect[0].direction == "same"
 
 
 def test_seeds_run_tag_and_resume_per_variant_and_seed(tmp_path, monkeypatch, fmnist):

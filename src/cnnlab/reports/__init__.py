@@ -1,36 +1,62 @@
-"""Reports written from what MLflow recorded: curves, tables, trials, confusion matrix.
+"""Reports written from what MLflow recorded: curves, tables, trials, confusion matrix, and the
+study's evidence (differences by seed, p-values, Holm, seeds needed, hypotheses judged whole).
 
 write_report(uri, ["baseline"], Path("report"), confusion=lambda run: confusion_from_run(uri, run))
 """
 
-from cnnlab.reports._collect import ExperimentRecord, RunRecord, best_run, collect
+from cnnlab.reports._collect import (
+    SELECTIONS,
+    ExperimentRecord,
+    RunRecord,
+    best_run,
+    collect,
+    selection,
+    tested_epoch,
+)
 from cnnlab.reports._confusion import confusion_from_run
 from cnnlab.reports._evidence import (
     DIRECTIONS,
     METRICS,
+    SENSES,
     Band,
     Difference,
     compare,
     group_variants,
+    holm,
     judge,
+    metric_sense,
+    p_value,
+    seeds_needed,
     selected_variant,
 )
+from cnnlab.reports._hypotheses import Judged, hypotheses_table, judge_hypotheses
 from cnnlab.reports._report import PUBLISHED, write_report
 
 __all__ = [
     "DIRECTIONS",
     "METRICS",
     "PUBLISHED",
+    "SELECTIONS",
+    "SENSES",
     "Band",
     "Difference",
     "ExperimentRecord",
+    "Judged",
     "RunRecord",
     "best_run",
     "collect",
     "compare",
     "confusion_from_run",
     "group_variants",
+    "holm",
+    "hypotheses_table",
     "judge",
+    "judge_hypotheses",
+    "metric_sense",
+    "p_value",
+    "seeds_needed",
     "selected_variant",
+    "selection",
+    "tested_epoch",
     "write_report",
 ]

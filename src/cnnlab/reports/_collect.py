@@ -20,6 +20,11 @@ STEP_HASH_TAG = "cnnlab.step_hash"  # run and experiment tag: a study step's con
 SEEDS_TAG = "cnnlab.seeds"  # experiment tag: JSON {variant: [seeds]}, the step's runs as it is
 SEED_TAG = "cnnlab.seed"  # run tag: the train.seed of one of a variant's runs
 VARIANT_TAG = "cnnlab.variant"  # run tag: the study variant a run belongs to
+# Experiment tag: JSON {"hypothesis", "expect": [parts] or null, "at": "YYYY-MM-DD HH:MM" UTC},
+# the step's claim as it first ran (re-frozen while no run of it has finished)
+SELECT_TAG = "cnnlab.select"  # experiment tag: what picks the step's variant (SELECTIONS)
+FROZEN_TAG = "cnnlab.frozen"
+EDITED_TAG = "cnnlab.edited_at"  # experiment tag: "YYYY-MM-DD HH:MM" UTC, claim edited after runs
 
 
 @dataclass
@@ -117,7 +122,25 @@ def differing_params(runs: list[RunRecord]) -> list[str]:
     return [k for k in keys if len({r.params.get(k) for r in runs}) > 1]
 
 
-def best_run(runs: list[RunRecord]) -> RunRecord | None:
-    """Selected on validation loss, as training selects epochs; never on the test set."""
-    scored = [r for r in runs if "best_val_loss" in r.metrics]
-    return min(scored, key=lambda r: r.metrics["best_val_loss"], default=None)
+# What a run's best is chosen on: the logged metric, and +1 where higher is better.
+SELECTIONS = {"val_loss": ("best_val_loss", -1), "val_accuracy": ("best_val_accuracy", +1)}
+
+
+def best_run(runs: list[RunRecord], select: str = "val_loss") -> RunRecord | None:
+    """Selected on a validation measure (SELECTIONS); never on the test set."""
+    key, sense = SELECTIONS[select]
+    scored = [r for r in runs if key in r.metrics]
+    return max(scored, key=lambda r: sense * r.metrics[key], default=None)
+
+
+def selection(record: ExperimentRecord) -> str:
+    """What picks a step's variant and best run: its `select`, else validation loss."""
+    return record.tags.get(SELECT_TAG, "val_loss")
+
+
+def tested_epoch(run: RunRecord) -> str:
+    """Which weights the run tested: its best epoch on validation loss, or its last."""
+    last = run.metrics.get("epochs_run")
+    best = run.params.get("train.restore_best", "true") == "true"
+    epoch = run.metrics.get("best_epoch") if best else last
+    return f"{'best' if best else 'last'} ({int(epoch)})" if epoch is not None else "-"

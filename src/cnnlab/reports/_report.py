@@ -18,20 +18,29 @@ from cnnlab.reports._collect import (
     best_run,
     collect,
     differing_params,
+    selection,
+    tested_epoch,
 )
 from cnnlab.reports._document import Document, Figure, Section, Table, write
 from cnnlab.reports._evidence import Band, group_variants, selected_variant
+from cnnlab.reports._hypotheses import hypotheses_section, judge_hypotheses
 from cnnlab.reports._plots import confusion_svg, curves_svg, trials_svg
 from cnnlab.reports._search_findings import search_findings
-from cnnlab.reports._verdicts import QUICK_VERDICT, hypotheses_table, is_quick, variants_table
+from cnnlab.reports._verdicts import is_quick, variants_table
 
 PUBLISHED = "cnnlab.published."  # experiment tags holding the study's own figures for a step
 SELECTION_NOTE = (
     "Model selection here uses the validation split held out of the training set "
-    "(`data.val_fraction`): the best epoch and the best run are chosen on validation loss, and "
-    "the test set is evaluated once per run, never tuned on. The original study validated on the "
-    "official test set and so selected its models on the same images it reported."
+    "(`data.val_fraction`), and the test set is evaluated once per run, never tuned on. A run "
+    "tests its best epoch on validation loss when `train.restore_best` is on and its last epoch "
+    "otherwise (each run's table says which); a step's selected variant is chosen on its "
+    "`select` measure (validation loss unless the step names another), and the best model "
+    "across steps on validation accuracy, which every variant computes the same way (label "
+    "smoothing raises a validation loss without making a model worse). The original study "
+    "validated on the official test set and so selected its models on the same images it "
+    "reported."
 )
+STUDY_SELECTION = "val_accuracy"  # what picks the best model across steps
 
 
 def write_report(
@@ -53,12 +62,13 @@ def write_report(
     comparison = _study_comparison(records, quick)
     if comparison:
         doc.sections.append(comparison)
-    hypotheses = hypotheses_table(records, lookup)
+    hypotheses = hypotheses_section(judge_hypotheses(records, lookup), quick)
     if hypotheses:
-        doc.sections.append(_hypotheses_section(hypotheses, quick))
+        doc.sections.append(hypotheses)
     for index, record in enumerate(records, start=1):
         doc.sections.append(_experiment_section(index, record, lookup))
-    best = best_run([r for e in records for r in e.trained])
+    # Across steps, on a measure every variant computes alike (label smoothing raises a loss).
+    best = best_run([r for e in records for r in e.trained], STUDY_SELECTION)
     if best is not None and confusion is not None:
         doc.sections.append(_best_model_section(best, *confusion(best)))
     return write(doc, out)
@@ -126,7 +136,7 @@ def _study_comparison(records: list[ExperimentRecord], quick: bool) -> Section |
     for record in records:
         published = published_by_step[record.name] or {"setting": "(not in the study)"}
         groups = group_variants(record.trained)
-        selected = selected_variant(groups)
+        selected = selected_variant(groups, selection(record))
         if selected is None:
             continue
         runs = groups[selected]
@@ -158,8 +168,9 @@ def _study_comparison(records: list[ExperimentRecord], quick: bool) -> Section |
     ]
     intro = (
         "The study's published figures (stored with each step's experiment) beside the variant "
-        "cnnlab selected for that step on validation loss, as mean ± standard deviation over "
-        "its seeds (n runs). The study ran each setting once, unseeded."
+        "cnnlab selected for that step (on validation loss, or the measure the step names), as "
+        "mean ± standard deviation over its seeds (n runs). The study ran each setting once, "
+        "unseeded."
     )
     section = Section("The study next to cnnlab")
     if quick:
@@ -168,19 +179,6 @@ def _study_comparison(records: list[ExperimentRecord], quick: bool) -> Section |
             "far too short (see the top of the report)."
         )
     return section.add(intro, Table(headers, rows))
-
-
-def _hypotheses_section(table: Table, quick: bool) -> Section:
-    section = Section("Hypotheses and verdicts")
-    if quick:
-        section.add(f"Verdicts are left out of a quick study ({QUICK_VERDICT}).")
-    return section.add(
-        "What the study's author expected before each step, as a claim about one variant "
-        "against a reference; the measured difference (subject minus reference) comes with a "
-        "95% Welch interval over the seeds. **confirmed** or **refuted** when the whole "
-        "interval says so; **inconclusive** when it straddles the claim's boundary.",
-        table,
-    )
 
 
 def _published(record: ExperimentRecord) -> dict[str, str]:
@@ -223,8 +221,10 @@ def _experiment_section(index: int, record: ExperimentRecord, lookup) -> Section
         svg = trials_svg(trials, differing_params(trials), objective)
         section.add(Figure(f"{slug}-trials.svg", svg, f"{record.name}: {objective} per trial"))
     section.add(*search_findings(record, slug))
-    best = best_run(runs)
-    section.add(f"Best run on validation loss: **{labels[best.run_id]}** (`{best.run_id}`).")
+    select = selection(record)
+    best = best_run(runs, select)
+    on = select.replace("val_", "validation ")
+    section.add(f"Best run on {on}: **{labels[best.run_id]}** (`{best.run_id}`).")
     return section
 
 
@@ -277,6 +277,7 @@ def _runs_table(runs, differ, labels) -> tuple[list[str], list[list[str]]]:
         "best val acc",
         "test loss",
         "test acc",
+        "tested epoch",
         "final train loss",
         "epochs",
         "images seen",
@@ -293,6 +294,7 @@ def _runs_table(runs, differ, labels) -> tuple[list[str], list[list[str]]]:
                 _pct(m.get("best_val_accuracy")),
                 _f(m.get("test_loss")),
                 _pct(m.get("test_accuracy")),
+                tested_epoch(run),
                 _f(_last(run, "train_loss")),
                 _int(m.get("epochs_run")),
                 _int(m.get("images_seen")),
@@ -309,7 +311,8 @@ def _best_model_section(best: RunRecord, matrix, class_names) -> Section:
     ]
     return Section("Best model").add(
         f"Run **{best.name}** of experiment `{best.experiment}` (`{best.run_id}`), chosen on "
-        f"validation loss; its logged weights evaluated on the test set.",
+        f"validation accuracy across the experiments; its tested weights ({tested_epoch(best)} "
+        "epoch) evaluated on the test set.",
         Figure("best-confusion.svg", confusion_svg(matrix, class_names), "test confusion matrix"),
         Table(["class", "test images", "accuracy"], per_class),
     )

@@ -21,9 +21,10 @@ from typing import Any
 
 from cnnlab.config import Config
 from cnnlab.data import InfoCache
-from cnnlab.reports._collect import SEED_TAG, SEEDS_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.reports._collect import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.study._jobs import run_jobs
-from cnnlab.study._steps import Step, Target, Variant, load_steps, step_hash
+from cnnlab.study._record import describe
+from cnnlab.study._steps import Step, Variant, load_steps, step_hash
 from cnnlab.tracking import Store
 
 # Each dataset's size once per process, for the estimate of the time left.
@@ -166,10 +167,6 @@ def _plan(step: Step, prefix: str, quick: bool, seeds, store: Store) -> _Plan:
     return _Plan(jobs, digest, complete, by_variant)
 
 
-# Experiment tags that _describe writes from the step file (besides the published figures).
-_DESCRIBED = ("cnnlab.description", "cnnlab.hypothesis", "cnnlab.reference", "cnnlab.expect")
-
-
 class _Runner:
     def __init__(self, step, prefix, quick, uri, store: Store, data_dir, progress, echo, pool):
         self.s, self.prefix, self.quick, self.uri = step, prefix, quick, uri
@@ -182,8 +179,17 @@ class _Runner:
         self.digest = plan.digest
         exp_id = self.store.experiment_id(self.experiment)
         # Described again even when complete: a hypothesis or a reference edited after the
-        # runs changes what the report says of them, not the runs.
-        self._describe(exp_id, plan.seeds)
+        # runs changes what the report says of them, not the runs (the frozen record keeps
+        # what was expected before, and when it changed).
+        describe(
+            self.store,
+            exp_id,
+            self.s,
+            prefix=self.prefix,
+            digest=self.digest,
+            quick=self.quick,
+            seeds=plan.seeds,
+        )
         if plan.skip:
             self.echo(f"step {self.s.name}: already complete in {self.experiment!r}, skipped")
             return StepResult(self.s.name, self.experiment, True, 0)
@@ -235,45 +241,6 @@ class _Runner:
                 f"{r.seconds:.0f}s)  [{where}]"
             )
         return len(jobs)
-
-    def _describe(self, exp_id: str, seeds: dict[str, list[int]]) -> None:
-        """Stores what the report needs to know of the step in the experiment itself."""
-        from cnnlab.reports import PUBLISHED
-
-        step = self.s
-        tags = {f"{PUBLISHED}{k}": v for k, v in step.published.items()}
-        tags.update({STEP_HASH_TAG: self.digest, "cnnlab.quick": str(self.quick).lower()})
-        if seeds:
-            tags[SEEDS_TAG] = json.dumps(seeds)
-        if step.description:
-            tags["cnnlab.description"] = step.description
-            tags["mlflow.note.content"] = step.description  # shown by the MLflow UI
-        if step.hypothesis:
-            tags["cnnlab.hypothesis"] = step.hypothesis
-        if step.reference is not None:
-            tags["cnnlab.reference"] = json.dumps(self._target(step.reference))
-        if step.expect is not None:
-            e = step.expect
-            tags["cnnlab.expect"] = json.dumps(
-                {
-                    "metric": e.metric,
-                    "direction": e.direction,
-                    "min_difference": e.min_difference,
-                    "variant": e.variant,
-                    "reference": self._target(e.reference),
-                }
-            )
-        existing = self.store.experiment(exp_id).tags
-        for key, value in tags.items():
-            if existing.get(key) != value:
-                self.store.set_experiment_tag(exp_id, key, value)
-        # What the step no longer says must not stay behind for the report to read.
-        for key in set(existing) - set(tags):
-            if key.startswith((PUBLISHED, *_DESCRIBED)):
-                self.store.delete_experiment_tag(exp_id, key)
-
-    def _target(self, target: Target) -> dict[str, str | None]:
-        return {"experiment": f"{self.prefix}/{target.step}", "variant": target.variant}
 
 
 def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, on_trial) -> None:

@@ -19,6 +19,17 @@ plus a `[step]` table that says how to run it and what its author expects:
 Without `reference` a step is compared with the previous step's selected variant (the first
 step: with its own first variant). `expect` may also name the `variant` it is about (default:
 the step's selected variant) and a `min_difference` (the margin, in the metric's units).
+
+A hypothesis that claims several things gives one table per claim, each judged; the hypothesis
+holds only when every part does:
+
+    expect = [
+      { metric = "test_accuracy", direction = "better", reference = "3-architecture" },
+      { metric = "seconds", direction = "better", reference = "3-architecture" },
+    ]
+
+`metric` is one of the reports' METRICS (whose better sense is known), or any metric the runs
+log with `sense = "higher"` or `"lower"` saying which way is better.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from cnnlab.config import (
     read_toml,
     to_toml,
 )
-from cnnlab.reports import DIRECTIONS, METRICS
+from cnnlab.reports import DIRECTIONS, METRICS, SELECTIONS, SENSES
 
 STEP_KEYS = (
     "kind",
@@ -55,8 +66,9 @@ STEP_KEYS = (
     "published",
     "hypothesis",
     "expect",
+    "select",
 )
-EXPECT_KEYS = ("metric", "direction", "reference", "variant", "min_difference")
+EXPECT_KEYS = ("metric", "direction", "reference", "variant", "min_difference", "sense")
 # --quick: small enough for the whole study to run in minutes on a 2-core laptop.
 QUICK = {
     "train.epochs": 2,  # at most
@@ -82,11 +94,14 @@ class Target:
 
 @dataclass
 class Expectation:
-    metric: str  # a key of METRICS
+    """One part of a hypothesis: the subject's `metric` against the reference's."""
+
+    metric: str  # a key of METRICS, or a logged metric's name with a sense
     direction: str  # a key of DIRECTIONS
     reference: Target
     variant: str | None  # the subject; None = the step's selected variant
-    min_difference: float
+    min_difference: float  # the margin, in the metric's units
+    sense: str | None = None  # "higher" / "lower" is better; None: METRICS knows
 
 
 @dataclass
@@ -100,9 +115,10 @@ class Step:
     seeds: int | list[int] | None = None  # as written; None = one run at the config's seed
     reference_spec: str | None = None
     hypothesis: str = ""
-    expect_spec: dict[str, Any] | None = None
+    expect_spec: dict[str, Any] | list[dict[str, Any]] | None = None  # one table or a list
     reference: Target | None = None  # resolved by load_steps, which sees the whole folder
-    expect: Expectation | None = None
+    expect: list[Expectation] = field(default_factory=list)  # every part; [] = no claim
+    select: str = "val_loss"  # what picks the step's variant: a key of reports.SELECTIONS
 
     @property
     def name(self) -> str:
@@ -162,8 +178,11 @@ def load_step(path: Path) -> Step:
     seeds = _seeds(path, table.get("seeds"), kind)
     published = {str(k): str(v) for k, v in table.get("published", {}).items()}
     expect = table.get("expect")
-    if expect is not None and not isinstance(expect, dict):
-        raise ConfigError(f"{path}: step.expect: expected a table {{ metric = ..., ... }}")
+    parts = expect if isinstance(expect, list) else [expect]
+    if expect is not None and not (parts and all(isinstance(p, dict) for p in parts)):
+        raise ConfigError(
+            f"{path}: step.expect: expected a table {{ metric = ..., ... }} or a list of them"
+        )
     return Step(
         path,
         kind,
@@ -175,7 +194,17 @@ def load_step(path: Path) -> Step:
         _text(path, table, "reference"),
         str(table.get("hypothesis", "")),
         expect,
+        select=_select(path, table.get("select", "val_loss")),
     )
+
+
+def _select(path: Path, value: Any) -> str:
+    """A step may pick its variant on validation accuracy: a loss that label smoothing raises
+    does not rank unlike losses fairly."""
+    if value not in SELECTIONS:
+        options = ", ".join(SELECTIONS)
+        raise ConfigError(f"{path}: step.select: expected one of {options}, got {value!r}")
+    return value
 
 
 def parse_seeds(value: Any, where: str) -> int | list[int]:
@@ -277,21 +306,24 @@ def _resolve(steps: list[Step], index: int) -> None:
         step.reference = Target(steps[index - 1].name, None)
     elif len(step.variants) > 1:
         step.reference = Target(step.name, step.variants[0].name)
-    if step.expect_spec is not None:
-        step.expect = _expectation(steps, index, step.expect_spec)
-
-
-def _expectation(steps: list[Step], index: int, spec: dict[str, Any]) -> Expectation:
-    step = steps[index]
+    spec = step.expect_spec
     where = f"{step.path}: step.expect"
+    if isinstance(spec, dict):
+        step.expect = [_expectation(steps, index, spec, where)]
+    elif spec is not None:
+        step.expect = [_expectation(steps, index, p, f"{where}[{i}]") for i, p in enumerate(spec)]
+
+
+def _expectation(steps: list[Step], index: int, spec: dict[str, Any], where: str) -> Expectation:
+    """One part, checked; `where` names it in errors (step.expect or step.expect[i])."""
+    step = steps[index]
     unknown = [k for k in spec if k not in EXPECT_KEYS]
     if unknown:
         hint = difflib.get_close_matches(unknown[0], EXPECT_KEYS, n=1)
         close = f" (did you mean {hint[0]}?)" if hint else ""
         raise ConfigError(f"{where}.{unknown[0]}: unknown key{close}")
     metric, direction = spec.get("metric", "test_accuracy"), spec.get("direction")
-    if metric not in METRICS:
-        raise ConfigError(f"{where}.metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    sense = _sense(metric, spec.get("sense"), where)
     if direction not in DIRECTIONS:
         options = ", ".join(DIRECTIONS)
         raise ConfigError(f"{where}.direction: expected one of {options}, got {direction!r}")
@@ -309,7 +341,30 @@ def _expectation(steps: list[Step], index: int, spec: dict[str, Any]) -> Expecta
     target = _target(steps, index, ref, f"{where}.reference") if ref else step.reference
     if target is None:
         raise ConfigError(f"{where}.reference: the first step needs a reference to compare with")
-    return Expectation(metric, direction, target, variant, float(margin))
+    return Expectation(metric, direction, target, variant, float(margin), sense)
+
+
+def _sense(metric: Any, sense: Any, where: str) -> str | None:
+    """None for a metric of METRICS (its sense is known); else the `sense` it must give."""
+    if metric in METRICS:
+        if sense is not None:
+            raise ConfigError(
+                f"{where}.sense: {metric} is one of METRICS, whose better sense is known; "
+                "give sense only for another logged metric"
+            )
+        return None
+    if not isinstance(metric, str) or not metric:
+        raise ConfigError(f"{where}.metric: expected a metric's name, got {metric!r}")
+    if sense is None:
+        hint = difflib.get_close_matches(metric, METRICS, n=1)
+        close = f" (did you mean {hint[0]}?)" if hint else ""
+        raise ConfigError(
+            f"{where}.metric: expected one of {', '.join(METRICS)}, or a logged metric with "
+            f'sense = "higher" or "lower", got {metric!r}{close}'
+        )
+    if sense not in SENSES:
+        raise ConfigError(f"{where}.sense: expected higher or lower, got {sense!r}")
+    return sense
 
 
 # ---------------------------------------------------------------- identity

@@ -23,6 +23,10 @@ from cnnlab.tracking._errors import TrackingDenied, TrackingUnavailable
 # credentials (a server without --auth answers it to anyone).
 CHECK_ENDPOINT = "/api/2.0/mlflow/experiments/search"
 REFUSED = (401, 403)
+# One try at an answer. A server that refuses the connection fails at once; a live --auth server
+# checks the password (a slow hash) before it answers: its first answer took 4.3 s on an idle
+# 2-core AMD EPYC, 7 s with the other core busy, so 5 s would call a live server dead.
+ANSWER_WITHIN_S = 10.0
 
 
 def is_remote(uri: str) -> bool:
@@ -45,7 +49,7 @@ def shown(text: str) -> str:
     return _SECRET_VALUE.sub(lambda m: f"{m.group(1)}=***", text)
 
 
-def probe(uri: str, timeout: float = 5.0) -> None:
+def probe(uri: str, timeout: float = ANSWER_WITHIN_S) -> None:
     """Raises TrackingUnavailable unless an http(s) tracking server answers in time (with a
     certificate the client can verify), TrackingDenied when it refuses the client's
     credentials. One request, no retries: a dead server costs seconds."""

@@ -15,21 +15,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.config import ConfigError
-from cnnlab.tracking._access import is_remote, probe, reason, shown
+from cnnlab.tracking._access import ANSWER_WITHIN_S, is_remote, probe, reason, shown
 from cnnlab.tracking._adapter import Store
 from cnnlab.tracking._errors import TrackingDenied, TrackingUnavailable
 from cnnlab.tracking._store import store_file
 
-TIMEOUT_S = 5.0  # one try at reaching a server or a database; train fails as fast
+CONNECT_WITHIN_S = 5  # a database's connect timeout: a dead host costs this, not minutes
 DATABASES = ("postgresql", "mysql", "mssql")  # the SQLAlchemy stores MLflow runs on
 _MLFLOW_TABLE = "experiments"  # a database holds an MLflow store once this table is there
 # What PostgreSQL and MySQL answer when the credentials are wrong or missing.
 _REFUSALS = ("authentication failed", "no password supplied", "access denied for user")
 
 
-def check_store(uri: str, *, to_read: bool = False, timeout: float = TIMEOUT_S) -> None:
+def check_store(uri: str, *, to_read: bool = False) -> None:
     """Raises unless the store at `uri` can be used now: TrackingUnavailable when it does not
-    answer in `timeout` seconds, TrackingDenied when it refuses the credentials and, with
+    answer within seconds, TrackingDenied when it refuses the credentials and, with
     `to_read`, ConfigError when there is no store to read (nothing is created)."""
     path = store_file(uri)
     if path is not None:
@@ -39,9 +39,9 @@ def check_store(uri: str, *, to_read: bool = False, timeout: float = TIMEOUT_S) 
                 "(--tracking-uri or --runs-dir names the store the runs went to)"
             )
     elif is_remote(uri):
-        probe(uri, timeout)
+        probe(uri, ANSWER_WITHIN_S)
     elif _database(uri):
-        _check_database(uri, to_read, timeout)
+        _check_database(uri, to_read)
     elif to_read:
         _check_folder(uri)
 
@@ -56,12 +56,12 @@ def _database(uri: str) -> bool:
     return uri.split("://", 1)[0].split("+", 1)[0] in DATABASES
 
 
-def _check_database(uri: str, to_read: bool, timeout: float) -> None:
+def _check_database(uri: str, to_read: bool) -> None:
     import sqlalchemy
 
     scheme = uri.split("://", 1)[0]
     # libpq and the MySQL drivers take a connect timeout; without it a dead host costs minutes.
-    args = {"connect_timeout": max(1, int(timeout))} if not scheme.startswith("mssql") else {}
+    args = {"connect_timeout": CONNECT_WITHIN_S} if not scheme.startswith("mssql") else {}
     try:
         engine = sqlalchemy.create_engine(uri, connect_args=args)
     except (ImportError, sqlalchemy.exc.ArgumentError) as exc:

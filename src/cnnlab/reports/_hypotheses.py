@@ -1,0 +1,202 @@
+"""Hypotheses judged whole: every part of a claim, Holm's correction across the study, the seeds
+an open question would take, and expectations edited after their results were seen.
+
+    judged = judge_hypotheses(records, lookup)   # one Judged per step with a hypothesis
+    table = hypotheses_table(judged)             # one row per part of each claim
+
+A hypothesis is confirmed only when every part is (an intersection-union test: its p-value is
+the largest of its parts'), refuted when any part is, and inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cnnlab.reports._collect import EDITED_TAG, FROZEN_TAG, ExperimentRecord, selection
+from cnnlab.reports._document import Section, Table
+from cnnlab.reports._evidence import (
+    DIRECTIONS,
+    compare,
+    group_variants,
+    holm,
+    judge,
+    p_value,
+    seeds_needed,
+    selected_variant,
+)
+from cnnlab.reports._verdicts import QUICK_VERDICT, Lookup, is_quick, target_runs
+
+POWER = 0.8  # the chance of deciding that the seeds-needed figure is for
+SEEDS_CAP = 200  # beyond this many seeds per arm the figure says "or more"
+MEANINGS = (
+    "**confirmed**: for every part of the claim, the whole 95% interval lies on the claimed "
+    "side of its margin; **refuted**: for some part it lies wholly on the other side; "
+    "**inconclusive**: neither, so the seeds run cannot decide the question. Inconclusive is "
+    "not evidence of no effect. The intervals cover the noise between seeds on one test set, "
+    "not another test set or another dataset."
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    claim: str  # the expectation in words
+    measured: str  # estimate, interval, method, n
+    verdict: str  # confirmed / refuted / inconclusive (...)
+    p: float | None  # one-sided p-value of confirming this part
+    needed: str  # for an open part: the seeds per arm it would take
+
+
+@dataclass(frozen=True)
+class Judged:
+    step: str
+    hypothesis: str
+    parts: list[Part]
+    verdict: str
+    p: float | None
+    edited: str | None  # how the expectation changed after its results, when it did
+    holm: str = ""  # the verdict under Holm's correction across the study's hypotheses
+
+
+def expectation_parts(text: str | None) -> list[dict] | None:
+    """The stored `cnnlab.expect`: a list of parts (one dict in studies recorded earlier)."""
+    found = json.loads(text or "null")
+    if found is None:
+        return None
+    return found if isinstance(found, list) else [found]
+
+
+def judge_hypotheses(records: list[ExperimentRecord], lookup: Lookup) -> list[Judged]:
+    judged = [_judged(r, lookup) for r in records if r.tags.get("cnnlab.hypothesis")]
+    return _with_holm(judged)
+
+
+def _judged(record: ExperimentRecord, lookup: Lookup) -> Judged:
+    step, text = record.name.rsplit("/", 1)[-1], record.tags["cnnlab.hypothesis"]
+    specs = expectation_parts(record.tags.get("cnnlab.expect"))
+    edited = _edited(record, text, specs)
+    if specs is None:
+        return Judged(step, text, [], "(no machine-checkable expectation)", None, edited)
+    parts = [_part(record, spec, lookup) for spec in specs]
+    verdicts = [p.verdict.split(" ")[0] for p in parts]
+    if is_quick(record):
+        verdict = QUICK_VERDICT
+    elif "refuted" in verdicts:
+        verdict = "refuted"
+    elif all(v == "confirmed" for v in verdicts):
+        verdict = "confirmed"
+    else:
+        verdict = "inconclusive"
+    ps = [p.p for p in parts]
+    p = None if None in ps or is_quick(record) else max(ps)
+    return Judged(step, text, parts, verdict, p, edited)
+
+
+def _part(record: ExperimentRecord, spec: dict, lookup: Lookup) -> Part:
+    claim = _claim(spec)
+    groups = group_variants(record.trained)
+    name = spec.get("variant") or selected_variant(groups, selection(record))
+    reference = target_runs(spec["reference"], lookup)
+    if name not in groups or reference is None:
+        return Part(claim, "-", "inconclusive (no finished runs to compare)", None, "")
+    same_step = spec["reference"].get("experiment") == record.name
+    diff = compare(
+        groups[name], reference[1], spec["metric"], record.trained if same_step else None
+    )
+    measured = f"{name}: {diff.text()} (n={diff.subject.n} vs {diff.reference.n})"
+    if is_quick(record):
+        return Part(claim, measured, QUICK_VERDICT, None, "")
+    direction, margin = spec["direction"], spec.get("min_difference", 0.0)
+    verdict = judge(diff, direction, margin)
+    needed = ""
+    if verdict.startswith("inconclusive"):
+        seeds = seeds_needed(diff, direction, margin, power=POWER, cap=SEEDS_CAP)
+        if seeds is None:
+            needed = "no number of seeds decides it at the observed difference and spread"
+        else:
+            many = f"{seeds} or more" if seeds >= SEEDS_CAP else f"about {seeds}"
+            needed = f"{many} seeds per arm for {POWER:.0%} power at the observed difference"
+    return Part(claim, measured, verdict, p_value(diff, direction, margin), needed)
+
+
+def _with_holm(judged: list[Judged]) -> list[Judged]:
+    """Holm's step-down over the study's hypotheses (one without a p-value still counts in the
+    family, which is stricter on the others): a confirmation that does not survive the
+    correction reads inconclusive in the corrected column."""
+    kept = holm([j.p for j in judged])
+    out = []
+    for j, keep in zip(judged, kept, strict=True):
+        corrected = j.verdict
+        if j.verdict == "confirmed" and not keep:
+            corrected = "inconclusive"
+        out.append(Judged(j.step, j.hypothesis, j.parts, j.verdict, j.p, j.edited, corrected))
+    return out
+
+
+def _edited(record: ExperimentRecord, text: str, specs: list[dict] | None) -> str | None:
+    frozen = json.loads(record.tags.get(FROZEN_TAG, "null"))
+    edited_at = record.tags.get(EDITED_TAG)
+    if not frozen or not edited_at:
+        return None
+    before = expectation_parts(json.dumps(frozen.get("expect")))
+    if frozen.get("hypothesis") == text and before == specs:
+        return None
+    return (
+        f"expectation edited after the results were seen ({edited_at}); as first run "
+        f"({frozen.get('at', '?')}): *{frozen.get('hypothesis', '')}*"
+        + ("" if before == specs else f", checked as {'; '.join(map(_claim, before or []))}")
+    )
+
+
+def hypotheses_section(judged: list[Judged], quick: bool) -> Section | None:
+    """The report's section: what each verdict means, then the table; None without hypotheses."""
+    table = hypotheses_table(judged)
+    if table is None:
+        return None
+    section = Section("Hypotheses and verdicts")
+    if quick:
+        section.add(f"Verdicts are left out of a quick study ({QUICK_VERDICT}).")
+    return section.add(
+        "What the study's author expected before each step, as claims about one variant "
+        "against a reference, each part judged on its own; the measured difference (subject "
+        "minus reference) comes with a 95% interval over the seeds, by seed where the two "
+        "share them. " + MEANINGS + " The last column corrects for judging every hypothesis "
+        "of the study at once (Holm): a confirmation that does not survive it reads "
+        "inconclusive there. An open part says how many seeds per arm would decide it.",
+        table,
+    )
+
+
+def hypotheses_table(judged: list[Judged]) -> Table | None:
+    """One row per part of each hypothesis; the hypothesis' own verdicts on its first row."""
+    if not judged:
+        return None
+    rows = []
+    for j in judged:
+        head = [j.step, j.hypothesis + (f" ({j.edited})" if j.edited else "")]
+        verdicts = [j.verdict, j.holm or j.verdict]
+        parts = j.parts or [Part("-", "-", "-", None, "")]
+        for index, part in enumerate(parts):
+            lead = head if index == 0 else ["", ""]
+            tail = verdicts if index == 0 else ["", ""]
+            rows.append([*lead, part.claim, part.measured, _with_needed(part), *tail])
+    headers = ["step", "hypothesis", "part", "measured [95% interval]", "part verdict"]
+    headers += ["hypothesis verdict", f"with Holm's correction ({len(judged)} hypotheses)"]
+    return Table(headers, rows)
+
+
+def _with_needed(part: Part) -> str:
+    return f"{part.verdict}; {part.needed}" if part.needed else part.verdict
+
+
+def _claim(spec: dict) -> str:
+    subject = spec.get("variant") or "the selected variant"
+    ref = spec["reference"]
+    ref_text = f"{ref['experiment'].rsplit('/', 1)[-1]}: {ref.get('variant') or 'selected'}"
+    margin = spec.get("min_difference", 0.0)
+    scale = 100 if spec["metric"].endswith("accuracy") else 1
+    unit = " pts" if scale == 100 else ""
+    return (
+        f"{subject} vs {ref_text}, {spec['metric']}: "
+        f"{DIRECTIONS[spec['direction']]} (margin {margin * scale:g}{unit})"
+    )
