@@ -223,6 +223,9 @@ def test_a_user_denied_the_experiment_gets_exit_7_not_no_such_run(team, trained,
             assert code == 7 and "user 'outsider' may not get run (HTTP 403)" in one_line(err)
         with pytest.raises(TrackingDenied, match="may not get run"):
             load_run(trained.id, tracking_uri=team.uri)
+        report = ["report", "--experiment", "team", "--out", str(tmp_path / "r")]
+        code, _, err = run_main(capsys, *report, "--tracking-uri", team.uri)
+        assert code == 7 and "user 'outsider' may not get experiment by name" in one_line(err)
     assert not (tmp_path / "net.pt2").exists()
 
 

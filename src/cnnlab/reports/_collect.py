@@ -77,19 +77,20 @@ class ExperimentRecord:
 def collect(uri: str, experiments: list[str] | None = None) -> list[ExperimentRecord]:
     """The named experiments (all but Default when None), with runs and per-epoch histories."""
     store = open_store(uri)  # a mistyped store is one line, and is not created by reading it
-    found = store.experiments()
-    by_name = {e.name: e for e in found}
-    if experiments is None:
-        names = [e.name for e in sorted(found, key=lambda e: e.creation_time or 0)]
-        names = [n for n in names if n != "Default"]
-    else:
-        missing = [n for n in experiments if n not in by_name]
-        if missing:
+    if experiments is None:  # a server lists only what this user may read
+        found = sorted(store.experiments(), key=lambda e: e.creation_time or 0)
+        return [_experiment(store, e) for e in found if e.name != "Default"]
+    named = []
+    for name in experiments:
+        # Asked by name, a server refuses a user without READ (TrackingDenied, exit 7) rather
+        # than leaving the experiment out of a listing.
+        found = store.find_experiment(name)
+        if found is None or found.lifecycle_stage == "deleted":
             from cnnlab.config import ConfigError
 
-            raise ConfigError(f"--experiment: no experiment named {missing[0]!r} in {shown(uri)}")
-        names = experiments
-    return [_experiment(store, by_name[n]) for n in names]
+            raise ConfigError(f"--experiment: no experiment named {name!r} in {shown(uri)}")
+        named.append(found)
+    return [_experiment(store, e) for e in named]
 
 
 def _experiment(store: Store, exp) -> ExperimentRecord:
