@@ -169,9 +169,16 @@ def test_interrupted_training_ends_the_run_killed(sig, code, workdir):
 def test_ui_serves_the_store_on_localhost(workdir):
     import socket
 
+    from cnnlab.tracking import Store, default_uri
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # No store yet: one line and exit 2, and reading it creates none.
+    missing = cli("ui", "--port", str(port))
+    assert missing.returncode == 2 and "expected an MLflow store at" in missing.stderr
+    assert not (workdir / "cnnlab-runs").exists()
+    Store(default_uri(workdir / "cnnlab-runs")).experiments()  # an empty store, as runs leave
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -191,4 +198,3 @@ def test_ui_serves_the_store_on_localhost(workdir):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert (workdir / "cnnlab-runs").exists()

@@ -15,6 +15,15 @@ from cnnlab.config import ConfigError
 from cnnlab.tracking import TrackingUnavailable, shown
 
 SECRET = "Planted-Pw-41c7"
+
+
+@pytest.fixture(autouse=True)
+def no_store_from_the_environment(monkeypatch):
+    """--runs-dir names the store here: MLFLOW_TRACKING_URI (which mlflow.set_tracking_uri
+    sets for the whole process) would win over it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 RUN = "0123456789abcdef0123456789abcdef"
 
 
