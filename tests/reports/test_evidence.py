@@ -62,13 +62,30 @@ def test_welch_interval_matches_scipy():
     b = [0.890, 0.894, 0.881]
     diff = compare(
         [run("a", i, v) for i, v in enumerate(a)],
-        [run("b", i, v) for i, v in enumerate(b)],
+        [run("b", 10 + i, v) for i, v in enumerate(b)],  # other seeds: nothing to pair
         "test_accuracy",
     )
     expected = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert math.isclose(diff.low, expected.low) and math.isclose(diff.high, expected.high)
     assert math.isclose(diff.value, sum(a) / 4 - sum(b) / 3)
     assert diff.method == "Welch" and diff.text() == "+1.22 pts [-0.18, +2.61] (Welch, df 2.8)"
+
+
+def test_groups_sharing_some_seeds_are_compared_on_those_at_the_level_asked():
+    # Seeds 45 and 46 were added to the subject for another question: this comparison keeps to
+    # the three seeds both ran, paired, so a verdict already given does not move.
+    a = [0.901, 0.897, 0.905, 0.899, 0.930]
+    b = [0.890, 0.894, 0.881]
+    subject = [run("a", 42 + i, v) for i, v in enumerate(a)]
+    reference = [run("b", 42 + i, v) for i, v in enumerate(b)]
+    diff = compare(subject, reference, "test_accuracy", level=0.005)
+    expected = stats.ttest_rel(a[:3], b).confidence_interval(0.99)
+    assert diff.method == "paired by seed" and diff.n == 3
+    assert math.isclose(diff.low, expected.low) and math.isclose(diff.high, expected.high)
+    assert diff.text().endswith("(paired, df 2, 99.0% interval)")
+    # One seed in common is not a pairing: Welch over every run.
+    lone = [run("b", 46 + i, v) for i, v in enumerate(b)]
+    assert compare(subject, lone, "test_accuracy").method == "Welch"
 
 
 def test_verdicts_follow_the_interval_and_the_metric_direction():
@@ -198,7 +215,12 @@ def test_the_design_falls_back_where_seeds_do_not_match():
     assert compare(v2, v1, "test_accuracy", runs).df == 12
     outside = [run("other", seed, acc) for seed, acc in zip(range(42, 47), NOISY_STEP["v0"])]
     assert compare(v2, outside, "test_accuracy", runs).method == "paired by seed"
-    assert compare(v2, v1[:4], "test_accuracy", runs).method == "Welch"  # seed 46 unmatched
+    # Seed 46 missing from one group: both keep to the four seeds they share, and the step's
+    # table on those four seeds still blocks (four variants x four seeds: df 9).
+    cut = compare(v2, v1[:4], "test_accuracy", runs)
+    assert (cut.method, cut.df, cut.n) == ("blocked by seed", 9, 4)
+    unpaired = [run("v1", seed, 0.9) for seed in (50, 51, 52)]
+    assert compare(v2, unpaired, "test_accuracy", runs).method == "Welch"  # no seed shared
     repeated = v1[:4] + [run("v1", 42, 0.9)]  # two runs of seed 42: no partner for each
     assert compare(v2, repeated, "test_accuracy").method == "Welch"
 

@@ -32,6 +32,8 @@ def cmd_study(args) -> int:
         progress=False,
         echo=None if args.quiet else print,
         jobs=args.jobs,
+        until_decided=args.until_decided,
+        max_seeds=args.max_seeds,
     )
     report = study.report
     if not args.quiet:
@@ -97,6 +99,18 @@ def add_parsers(sub) -> None:
         metavar="N|S1,S2,...",
         help="run every variant of every train step once per seed: a count or a list "
         "(replaces the steps' own seeds)",
+    )
+    study.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="then add rounds of seeds to the variants each open hypothesis compares, until it "
+        "is confirmed or refuted or has --max-seeds seeds per arm (looks judged at 0.025/K)",
+    )
+    study.add_argument(
+        "--max-seeds",
+        type=int,
+        metavar="N",
+        help="with --until-decided: seeds per arm at most (default 10)",
     )
     study.add_argument("--out", default="report", help="report folder (default: ./report)")
     jobs_arg(study, "train runs at once", default=None)

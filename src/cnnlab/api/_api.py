@@ -277,6 +277,8 @@ def run_study(
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
     jobs: int | None = None,
+    until_decided: bool = False,
+    max_seeds: int | None = None,
 ) -> StudyResult:
     """Runs a study folder step by step (each variant once per seed, resuming what is done),
     then writes its report, as `cnnlab study` does.
@@ -291,10 +293,18 @@ def run_study(
         jobs: train runs at once, each in a worker process pinned to its share of the cores;
             the same runs and, for a fixed `train.threads`, the same figures as one at a time.
             None: one per 4 cores (one on a 2-core machine, where that measured fastest).
+        until_decided: then add rounds of seeds (as many as a step started with) to the
+            variants each open hypothesis compares, until every one is confirmed or refuted
+            or has `max_seeds` seeds per arm (default 10). Each step planned this way judges
+            its K looks at level 0.025 / K, so stopping at a decision confirms a false claim
+            at most 2.5% of the time; the report lists the seeds added and why.
 
     Returns: a StudyResult with each step's outcome and the report's paths.
     """
+    from cnnlab.study import check_max_seeds
     from cnnlab.study import run_study as run_steps
+
+    check_max_seeds(max_seeds, until_decided)
 
     bar = _bar(None, "runs") if progress else None
 
@@ -313,6 +323,8 @@ def run_study(
             echo=echo or (lambda text: None),
             on_run=on_run if bar is not None else None,
             jobs=jobs,
+            until_decided=until_decided,
+            max_seeds=max_seeds,
         )
     finally:
         if bar is not None:

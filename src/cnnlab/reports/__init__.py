@@ -29,8 +29,8 @@ from cnnlab.reports._evidence import (
     seeds_needed,
     selected_variant,
 )
-from cnnlab.reports._hypotheses import Judged, hypotheses_table, judge_hypotheses
-from cnnlab.reports._report import PUBLISHED, write_report
+from cnnlab.reports._hypotheses import Arm, Judged, Part, hypotheses_table, judge_hypotheses
+from cnnlab.reports._report import PUBLISHED, judge_experiments, write_report
 
 __all__ = [
     "DIRECTIONS",
@@ -38,10 +38,12 @@ __all__ = [
     "PUBLISHED",
     "SELECTIONS",
     "SENSES",
+    "Arm",
     "Band",
     "Difference",
     "ExperimentRecord",
     "Judged",
+    "Part",
     "RunRecord",
     "best_run",
     "collect",
@@ -51,6 +53,7 @@ __all__ = [
     "holm",
     "hypotheses_table",
     "judge",
+    "judge_experiments",
     "judge_hypotheses",
     "metric_sense",
     "p_value",

@@ -25,6 +25,12 @@ VARIANT_TAG = "cnnlab.variant"  # run tag: the study variant a run belongs to
 SELECT_TAG = "cnnlab.select"  # experiment tag: what picks the step's variant (SELECTIONS)
 FROZEN_TAG = "cnnlab.frozen"
 EDITED_TAG = "cnnlab.edited_at"  # experiment tag: "YYYY-MM-DD HH:MM" UTC, claim edited after runs
+# Experiment tag of a step judged sequentially (study --until-decided): JSON {"looks": K,
+# "round": seeds per round, "max_seeds": cap}; its hypothesis is judged at level 0.025 / K.
+LOOKS_TAG = "cnnlab.looks"
+# Experiment tag: JSON list of {"variant", "seeds", "round", "why", "at"}: seeds added to the
+# step's variants, round by round, because a hypothesis comparing them was still open.
+ADDED_TAG = "cnnlab.added_seeds"
 
 
 @dataclass

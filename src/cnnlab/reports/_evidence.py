@@ -14,10 +14,12 @@ design: variants of one step run the same seeds, and a seed moves every variant 
 the split's shuffling and the initial weights), so where the seeds match they are compared seed
 by seed. Within a step whose variants x seeds table is complete, an additive variant + seed fit
 pools the residual noise of every variant ("blocked"); else, for two groups with the same seeds,
-per-seed differences ("paired"); else (another step's variant, seeds that differ) Welch's
-interval, which assumes neither equal variances nor pairing. Where nothing is left to measure
-noise by (every seed gave the same value or the same difference), there is no interval and no
-verdict: a zero-width interval would confirm any difference at all.
+per-seed differences ("paired"); else (seeds that differ) Welch's interval, which assumes
+neither equal variances nor pairing. Two groups that share at least two seeds but not all (seeds
+added to one of them for another question) are compared on the seeds they share, so that a
+comparison already judged does not move when another adds seeds to one of its groups. Where
+nothing is left to measure noise by (every seed gave the same value or the same difference),
+there is no interval and no verdict: a zero-width interval would confirm any difference.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ class Difference:
     df: float | None = None
     se: float | None = None  # 0.0 when nothing varies
     sense: int | None = None  # +1 higher is better, -1 lower; None: METRICS[metric]'s
+    level: float = _stats.LEVEL  # one-sided level of each bound: 0.025 for a 95% interval
 
     @property
     def value(self) -> float:
@@ -206,7 +209,8 @@ class Difference:
             return value
         low, high = f"{self.low * scale:+.{digits}f}", f"{self.high * scale:+.{digits}f}"
         method = self.method.split()[0]
-        return f"{value} [{low}, {high}] ({method}, df {round(self.df or 0, 1):g})"
+        wider = "" if self.level == _stats.LEVEL else f", {1 - 2 * self.level:.1%} interval"
+        return f"{value} [{low}, {high}] ({method}, df {round(self.df or 0, 1):g}{wider})"
 
 
 def compare(
@@ -216,27 +220,32 @@ def compare(
     step_runs: list[RunRecord] | None = None,
     *,
     sense: str | None = None,
+    level: float = _stats.LEVEL,
 ) -> Difference:
-    """subject - reference with a 95% interval by the strongest design the runs share.
+    """subject - reference with a 95% interval (each bound at one-sided `level`) by the
+    strongest design the runs share.
 
     step_runs: every finished run of the step both groups belong to; with it, and a complete
     variants x seeds table, the comparison is blocked by seed over the whole step.
     """
     where = metric_sense(metric, sense)
+    value = lambda r: read(where, r)  # noqa: E731
+    shared = _stats.shared_seeds(subject, reference, value)
+    subject, reference = _stats.on_seeds(subject, shared), _stats.on_seeds(reference, shared)
+    step_runs = _stats.on_seeds(step_runs, shared) if step_runs else step_runs
     a, b = Band.of(subject, metric, sense), Band.of(reference, metric, sense)
-    base = Difference(metric, a, b, None, None, sense=where.sense)
+    base = Difference(metric, a, b, None, None, sense=where.sense, level=level)
     if a.n < 2 or b.n < 2:
         return base
-    found = _stats.design(subject, reference, lambda r: read(where, r), step_runs)
+    found = _stats.design(subject, reference, value, step_runs)
     if found is None:
         found = ("Welch", *_stats.welch([(a.mean, a.sd, a.n), (b.mean, b.sd, b.n)]))
     method, se, df = found
     if se == 0:
-        return Difference(metric, a, b, None, None, method, df, se, where.sense)
-    half = _t_quantile(df) * se
-    return Difference(
-        metric, a, b, base.value - half, base.value + half, method, df, se, where.sense
-    )
+        return Difference(metric, a, b, None, None, method, df, se, where.sense, level)
+    half = _t_quantile(df, level) * se
+    low, high = base.value - half, base.value + half
+    return Difference(metric, a, b, low, high, method, df, se, where.sense, level)
 
 
 def welch_interval(a: Band, b: Band) -> tuple[float, float]:
@@ -251,10 +260,10 @@ def welch_interval(a: Band, b: Band) -> tuple[float, float]:
     return a.mean - b.mean - half, a.mean - b.mean + half
 
 
-def _t_quantile(df: float) -> float:
+def _t_quantile(df: float, level: float = _stats.LEVEL) -> float:
     from scipy.stats import t
 
-    return float(t.ppf(0.5 + CONFIDENCE / 2, df))
+    return float(t.ppf(1 - level, df))
 
 
 def judge(diff: Difference, direction: str, margin: float = 0.0) -> str:
@@ -276,9 +285,9 @@ def judge(diff: Difference, direction: str, margin: float = 0.0) -> str:
 
 
 def p_value(diff: Difference, direction: str, margin: float = 0.0) -> float | None:
-    """One-sided p-value of the test whose rejection confirms the claim: below 0.025 exactly
-    when judge() says confirmed. "same" is two one-sided tests (TOST): the larger p. None
-    without an interval."""
+    """One-sided p-value of the test whose rejection confirms the claim: below the difference's
+    level (0.025 for a 95% interval) exactly when judge() says confirmed. "same" is two
+    one-sided tests (TOST): the larger p. None without an interval."""
     effects = _effects(diff, direction, margin)
     if effects is None:
         return None
@@ -296,6 +305,7 @@ def seeds_needed(
     effects = _effects(diff, direction, margin)
     if effects is None or min(effects) <= 0:
         return None
+    level = diff.level  # a claim judged at a stricter level needs more seeds to confirm
     n, df, se = diff.n, diff.df or 0.0, diff.se or 0.0
     if diff.method == "Welch":
         # Planned as equal arms with the pooled sd and a pooled-variance df, as TTestIndPower.
@@ -307,7 +317,7 @@ def seeds_needed(
         # (blocked); a blocked step keeps its other variants, so df grows as (V-1)(n-1).
         variants_less_one = df / (n - 1)
         unit_se, df_of = se * math.sqrt(n), lambda k: variants_less_one * (k - 1)
-    return _stats.seeds_for_power(effects, unit_se, df_of, power, cap)
+    return _stats.seeds_for_power(effects, unit_se, df_of, power, cap, level)
 
 
 def _effects(diff: Difference, direction: str, margin: float) -> list[float] | None:

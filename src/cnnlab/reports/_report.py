@@ -23,7 +23,7 @@ from cnnlab.reports._collect import (
 )
 from cnnlab.reports._document import Document, Figure, Section, Table, write
 from cnnlab.reports._evidence import Band, group_variants, selected_variant
-from cnnlab.reports._hypotheses import hypotheses_section, judge_hypotheses
+from cnnlab.reports._hypotheses import Judged, hypotheses_section, judge_hypotheses
 from cnnlab.reports._plots import confusion_svg, curves_svg, trials_svg
 from cnnlab.reports._search_findings import search_findings
 from cnnlab.reports._verdicts import is_quick, variants_table
@@ -62,7 +62,7 @@ def write_report(
     comparison = _study_comparison(records, quick)
     if comparison:
         doc.sections.append(comparison)
-    hypotheses = hypotheses_section(judge_hypotheses(records, lookup), quick)
+    hypotheses = hypotheses_section(judge_hypotheses(records, lookup), quick, records)
     if hypotheses:
         doc.sections.append(hypotheses)
     for index, record in enumerate(records, start=1):
@@ -72,6 +72,13 @@ def write_report(
     if best is not None and confusion is not None:
         doc.sections.append(_best_model_section(best, *confusion(best)))
     return write(doc, out)
+
+
+def judge_experiments(uri: str, experiments: list[str]) -> list[Judged]:
+    """The hypotheses of these study steps judged as the report judges them (references to
+    other steps read from the same store), Holm's correction across them."""
+    records = collect(uri, experiments)
+    return judge_hypotheses(records, _lookup(uri, records))
 
 
 QUICK_WARNING = (

@@ -36,6 +36,21 @@ def design(
     return ("paired by seed", *paired([a[s] - b[s] for s in a]))
 
 
+def shared_seeds(subject: list[RunRecord], reference: list[RunRecord], read: Read) -> set | None:
+    """The seeds two groups share, when at least two but not all of either's (seeds added to
+    one group for another comparison): the comparison keeps to them. Else None."""
+    a, b = by_seed(subject, read), by_seed(reference, read)
+    if a is None or b is None or a.keys() == b.keys():
+        return None
+    shared = a.keys() & b.keys()
+    return set(shared) if len(shared) >= 2 else None
+
+
+def on_seeds(runs: list[RunRecord], seeds: set | None) -> list[RunRecord]:
+    """The runs of those seeds; all of them when `seeds` is None."""
+    return runs if seeds is None else [r for r in runs if r.tags.get(SEED_TAG) in seeds]
+
+
 def by_seed(runs: list[RunRecord], read: Read) -> dict[str, float] | None:
     """{seed: value} of runs that logged the metric; None when a seed is missing or repeated
     (two runs of one seed cannot both be that seed's partner)."""
@@ -136,9 +151,10 @@ def seeds_for_power(
     df_of: Callable[[np.ndarray], np.ndarray],
     power: float,
     cap: int,
+    level: float = LEVEL,
 ) -> int:
     """Smallest n (seeds per arm, 2..cap) at which every one-sided test "effect > 0" (each with
-    se = unit_se / sqrt(n) and df_of(n) degrees of freedom) rejects at LEVEL with `power`.
+    se = unit_se / sqrt(n) and df_of(n) degrees of freedom) rejects at `level` with `power`.
 
     Exact noncentral t for each test, as statsmodels' TTestPower does. For two tests together
     (an equivalence claim) power is taken as P1 + P2 - 1: exact with a known variance, a slight
@@ -148,7 +164,7 @@ def seeds_for_power(
 
     n = np.arange(2, cap + 1)
     df = df_of(n)
-    critical = t.ppf(1 - LEVEL, df)
+    critical = t.ppf(1 - level, df)
     each = [nct.sf(critical, df, effect * np.sqrt(n) / unit_se) for effect in effects]
     enough = np.nonzero(sum(each) - (len(effects) - 1) >= power)[0]
     return int(n[enough[0]]) if enough.size else cap

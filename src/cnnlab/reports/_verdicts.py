@@ -30,6 +30,18 @@ def is_quick(record: ExperimentRecord) -> bool:
 
 def target_runs(target: dict, lookup: Lookup) -> tuple[str, list[RunRecord]] | None:
     """A stored reference {experiment, variant} -> (a label, its runs); None when not found."""
+    found = target_variant(target, lookup)
+    if found is None:
+        return None
+    record, variant, runs = found
+    return f"{record.name.rsplit('/', 1)[-1]}: {variant}", runs
+
+
+def target_variant(
+    target: dict, lookup: Lookup
+) -> tuple[ExperimentRecord, str, list[RunRecord]] | None:
+    """A stored reference -> (its step's record, the variant's name, its runs); None when not
+    found. A reference without a variant is the step's selected variant."""
     record = lookup(target.get("experiment") or "")
     if record is None:
         return None
@@ -37,8 +49,7 @@ def target_runs(target: dict, lookup: Lookup) -> tuple[str, list[RunRecord]] | N
     variant = target.get("variant") or selected_variant(groups, selection(record))
     if variant not in groups:
         return None
-    step = record.name.rsplit("/", 1)[-1]
-    return f"{step}: {variant}", groups[variant]
+    return record, variant, groups[variant]
 
 
 def variants_table(record: ExperimentRecord, lookup: Lookup) -> tuple[Table, str]:

@@ -21,7 +21,14 @@ from typing import Any
 
 from cnnlab.config import Config
 from cnnlab.data import InfoCache
-from cnnlab.reports._collect import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.reports._collect import ADDED_TAG, LOOKS_TAG, SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.study._decide import (
+    DEFAULT_MAX_SEEDS,
+    Request,
+    Sequential,
+    added_entry,
+    until_decided,
+)
 from cnnlab.study._jobs import run_jobs
 from cnnlab.study._record import describe
 from cnnlab.study._steps import Step, Variant, load_steps, step_hash
@@ -37,6 +44,7 @@ class StepResult:
     experiment: str
     skipped: bool
     runs: int
+    added_runs: int = 0  # runs of seeds added by --until-decided while a hypothesis was open
 
 
 @dataclass
@@ -86,13 +94,17 @@ def run_study(
     echo: Callable[[str], None] = print,
     on_run: Callable[[int, int], None] | None = None,
     jobs: int | None = None,
+    until_decided: bool = False,
+    max_seeds: int | None = None,
 ) -> tuple[list[StepResult], str]:
     """Runs every step in order; returns what happened per step and the tracking URI.
 
     `seeds` (a count or a list) replaces every train step's own `seeds`. `echo` gets a line
     per step and per run; `on_run(done, planned)` is called after each run. `jobs` train
     runs go at once, each in a worker process with its share of the cores (train steps only:
-    a tune step's trials run as its [search] says); None: one per 4 cores.
+    a tune step's trials run as its [search] says); None: one per 4 cores. `until_decided`:
+    then adds rounds of seeds to the variants that an open hypothesis compares, until each is
+    decided or has `max_seeds` seeds per arm (see study._decide for the stopping rule).
     """
     from cnnlab.tracking import resolve_uri
 
@@ -100,20 +112,111 @@ def run_study(
     prefix = f"{folder.resolve().name}{'-quick' if quick else ''}"
     first = steps[0].config(steps[0].variants[0], quick)
     uri = resolve_uri(first.tracking, tracking_uri)
-    store = Store(uri)
-    plans = {s.name: _plan(s, prefix, quick, seeds, store) for s in steps}
-    progress = Progress([j for plan in plans.values() for j in plan.jobs], on_run)
-    results = []
-    trains = sum(len(p.jobs) for s, p in zip(steps, plans.values()) if s.kind == "train")
-    if jobs is None:
-        from cnnlab._pool import default_jobs
-
-        jobs = default_jobs()
-    with _pool(min(jobs, trains)) as pool:
-        for step in steps:
-            run = _Runner(step, prefix, quick, uri, store, data_dir, progress, echo, pool)
-            results.append(run.step(plans[step.name], tune or _tune))
+    context = _Context(prefix, quick, seeds, uri, Store(uri), data_dir, echo, on_run, jobs)
+    results = context.run(steps, tune or _tune)
+    if until_decided:
+        if quick:
+            echo("until-decided: a quick study's verdicts are not judged, so no seeds are added")
+        else:
+            cap = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
+            _rounds(context, load_steps(folder, None), steps, cap, results)
     return results, uri
+
+
+@dataclass
+class _Context:
+    """What every pass over the steps shares: the study's prefix and options, and its store."""
+
+    prefix: str
+    quick: bool
+    seeds: int | list[int] | None
+    uri: str
+    store: Store
+    data_dir: str | None
+    echo: Callable[[str], None]
+    on_run: Callable[[int, int], None] | None
+    jobs: int | None
+
+    def run(self, steps: list[Step], tune) -> list[StepResult]:
+        """One pass: each step's runs still to make, with one estimate of the time left."""
+        plans = {s.name: _plan(s, self.prefix, self.quick, self.seeds, self.store) for s in steps}
+        progress = Progress([j for plan in plans.values() for j in plan.jobs], self.on_run)
+        trains = sum(len(p.jobs) for s, p in zip(steps, plans.values()) if s.kind == "train")
+        jobs = self.jobs
+        if jobs is None:
+            from cnnlab._pool import default_jobs
+
+            jobs = default_jobs()
+        results = []
+        with _pool(min(jobs, trains)) as pool:
+            for step in steps:
+                run = _Runner(step, self, progress, pool)
+                results.append(run.step(plans[step.name], tune))
+        return results
+
+
+def _rounds(
+    context: _Context, every: list[Step], judged_steps: list[Step], cap: int, results
+) -> None:
+    """Seeds added to the variants open hypotheses compare, round by round (study._decide)."""
+    from cnnlab.reports import judge_experiments
+
+    by_experiment = {f"{context.prefix}/{s.name}": s for s in every}
+    plans = {}
+    for step in judged_steps:
+        if step.kind != "train" or not step.expect:
+            continue
+        experiment = f"{context.prefix}/{step.name}"
+        start = min(len(step.seed_list(v, context.seeds)) for v in step.variants)
+        plans[experiment] = _record_looks(context.store, experiment, Sequential(start, cap))
+    counts = {r.experiment: r for r in results}
+
+    def judge():
+        return judge_experiments(context.uri, list(plans))
+
+    def extend(requests: list[Request], number: int) -> int:
+        touched = []
+        for request in requests:
+            if request.experiment not in by_experiment:
+                continue  # a reference outside this study folder: nothing here can run it
+            exp_id = context.store.experiment_id(request.experiment)
+            entries = json.loads(context.store.experiment(exp_id).tags.get(ADDED_TAG, "[]"))
+            entries.append(added_entry(request, number))
+            context.store.set_experiment_tag(exp_id, ADDED_TAG, json.dumps(entries))
+            step = by_experiment[request.experiment]
+            if step not in touched:
+                touched.append(step)
+        made = 0
+        for r in context.run(sorted(touched, key=every.index), _tune):
+            made += r.runs
+            if r.experiment in counts:
+                counts[r.experiment].added_runs += r.runs
+        return made
+
+    until_decided(judge, extend, plans, _next_round(context.store, by_experiment), context.echo)
+
+
+def _record_looks(store: Store, experiment: str, plan: Sequential) -> Sequential:
+    """The step's planned looks, stored for the report; a plan recorded earlier with more
+    looks stands (looks already taken cannot be taken back)."""
+    exp_id = store.experiment_id(experiment)
+    before = json.loads(store.experiment(exp_id).tags.get(LOOKS_TAG, "null"))
+    if before is not None and before.get("looks", 1) >= plan.looks:
+        plan = Sequential(int(before.get("round", plan.start)), int(before["max_seeds"]))
+    else:
+        store.set_experiment_tag(exp_id, LOOKS_TAG, plan.tag())
+    return plan
+
+
+def _next_round(store: Store, experiments: dict[str, Step]) -> int:
+    """The round after the last one recorded in any step: an interrupted study goes on."""
+    last = 1
+    for name in experiments:
+        exp = store.find_experiment(name)
+        if exp is not None:
+            for entry in json.loads(exp.tags.get(ADDED_TAG, "[]")):
+                last = max(last, int(entry["round"]))
+    return last + 1
 
 
 @contextlib.contextmanager
@@ -139,11 +242,16 @@ class _Plan:
 
 def _plan(step: Step, prefix: str, quick: bool, seeds, store: Store) -> _Plan:
     experiment = f"{prefix}/{step.name}"
-    pairs = [(v, s) for v in step.variants for s in step.seed_list(v, seeds)]
+    exp = store.find_experiment(experiment)
+    added = _added(exp.tags if exp is not None else {}, step)
+    pairs = [
+        (v, s)
+        for v in step.variants
+        for s in dict.fromkeys(step.seed_list(v, seeds) + added.get(v.name, []))
+    ]
     digest = step_hash(step, quick)
     complete = f"{digest}:{_seeds_key(pairs)}"
     by_variant = {v.name: [s for w, s in pairs if w is v] for v in step.variants}
-    exp = store.find_experiment(experiment)
     if exp is not None and exp.tags.get("cnnlab.step_complete") == complete:
         return _Plan([], digest, complete, by_variant, skip=True)
     if step.kind == "tune":
@@ -168,12 +276,12 @@ def _plan(step: Step, prefix: str, quick: bool, seeds, store: Store) -> _Plan:
 
 
 class _Runner:
-    def __init__(self, step, prefix, quick, uri, store: Store, data_dir, progress, echo, pool):
-        self.s, self.prefix, self.quick, self.uri = step, prefix, quick, uri
-        self.store, self.data_dir = store, data_dir
-        self.progress, self.echo = progress, echo
+    def __init__(self, step: Step, context: _Context, progress: Progress, pool):
+        self.s, self.prefix, self.quick, self.uri = step, context.prefix, context.quick, context.uri
+        self.store, self.data_dir = context.store, context.data_dir
+        self.progress, self.echo = progress, context.echo
         self.pool = pool  # worker processes for the train runs, or None: runs here, in order
-        self.experiment = f"{prefix}/{step.name}"
+        self.experiment = f"{self.prefix}/{step.name}"
 
     def step(self, plan: _Plan, tune) -> StepResult:
         self.digest = plan.digest
@@ -272,6 +380,16 @@ def _cut(store: Store, experiment: str, digest: str) -> dict[tuple[str, int | No
         if r.info.status in ("KILLED", "RUNNING"):
             key = (r.data.tags.get(VARIANT_TAG), _int(r.data.tags.get(SEED_TAG)))
             found.setdefault(key, r.info.run_id)
+    return found
+
+
+def _added(tags: dict[str, str], step: Step) -> dict[str, list[int]]:
+    """Seeds --until-decided added to the step's variants (a train step's), round by round."""
+    if step.kind != "train":
+        return {}
+    found: dict[str, list[int]] = {}
+    for entry in json.loads(tags.get(ADDED_TAG, "[]")):
+        found.setdefault(entry["variant"], []).extend(int(s) for s in entry["seeds"])
     return found
 
 
