@@ -6,8 +6,9 @@
     run = cnnlab.train(cfg)
     run.history.plot(x="epoch", y=["train_loss", "val_loss"])
 
-The functions (load_config, summary, train, tune, run_study, report, load_run, load_model,
-register_model, load_dataset, export_model, predict_files, register_run) live in cnnlab.api;
+The functions (load_config, summary, train, tune, run_study, report, advise, load_run,
+load_model, register_model, load_dataset, export_model, predict_files, register_run) live in
+cnnlab.api;
 they and the subpackages (cnnlab.data, cnnlab.export, cnnlab.tracking, ...) are imported on
 first use, so `import cnnlab` (and the CLI) stays quick.
 """
@@ -24,6 +25,7 @@ _ERRORS = {
     "TrackingDenied": "cnnlab.tracking",
 }
 _SUBPACKAGES = (
+    "advisor",
     "api",
     "data",
     "export",
@@ -44,6 +46,7 @@ __all__ = [
     "StudyResult",
     "TuneResult",
     "__version__",
+    "advise",
     "export_model",
     "load_config",
     "load_dataset",

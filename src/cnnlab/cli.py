@@ -283,6 +283,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_parser(sub)
 
     study.add_parsers(sub)
+    study.add_advise_parser(sub)
     team.add_parser(sub)
     study.add_ui_parser(sub)
 

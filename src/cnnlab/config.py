@@ -414,7 +414,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def override_text(key: str, value: Any) -> str:
     """("model.filters", 88) -> "model.filters=88": the --set text apply_override reads back."""
-    return f"{key}={_toml_value(value)}"
+    return f"{key}={toml_value(value)}"
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -542,19 +542,20 @@ def to_toml(cfg: Config) -> str:
     lines: list[str] = []
     for section, table in to_dict(cfg).items():
         lines.append(f"[{section}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
         lines.append("")
     return "\n".join(lines)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A value as TOML writes it: 3, 0.001, "adam", [128, 64], { "a.b" = 1 }."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):  # an inline table; dotted keys are quoted to stay one key
-        items = [f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items()]
+        items = [f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items()]
         return "{ " + ", ".join(items) + " }" if items else "{}"
     return repr(value)

@@ -150,12 +150,15 @@ def load_splits(cfg: Config, data_dir: str | None = None) -> Splits:
     return make_splits(raw, cfg.data.val_fraction, cfg.data.train_limit, cfg.data.split_seed)
 
 
-def architecture_params(summary: ModelSummary) -> dict[str, Any]:
-    """The facts of the built model, logged beside the config so every run shows what it trained."""
+def architecture_params(summary: ModelSummary, classes: int | None = None) -> dict[str, Any]:
+    """The facts of the built model, logged beside the config so every run shows what it trained
+    (the classes too: a loss is read against that of a uniform guess, ln(classes))."""
     facts: dict[str, Any] = {
         "arch.total_params": summary.total_params,
         "arch.macs_per_image": summary.total_macs,
     }
+    if classes is not None:
+        facts["arch.classes"] = classes
     if summary.final_map is not None:
         facts["arch.final_map"] = "x".join(map(str, summary.final_map))
         facts["arch.spatial_chain"] = " -> ".join(map(str, summary.spatial_chain))
@@ -202,7 +205,7 @@ def train_run(
     tracker = tracking.tracker(
         RunSpec(
             cfg.tracking.experiment,
-            params={**flatten(cfg), **architecture_params(built.summary)},
+            params={**flatten(cfg), **architecture_params(built.summary, splits.num_classes)},
             tags={"cnnlab.model": cfg.model.name, **data_tags, **resumed, **(extra_tags or {})},
             artifacts={
                 "config.toml": to_toml(cfg),

@@ -1,4 +1,5 @@
-"""`cnnlab study`, `cnnlab report` and `cnnlab ui`: the study, its report and the runs' UI."""
+"""`cnnlab study`, `cnnlab report`, `cnnlab advise` and `cnnlab ui`: the study, its report, what
+to try next, and the runs' UI."""
 
 from __future__ import annotations
 
@@ -73,6 +74,36 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_advise(args) -> int:
+    from cnnlab.api import advise
+
+    if args.study_dir is not None and args.experiment:
+        from cnnlab.config import ConfigError
+
+        raise ConfigError("advise: give a study folder or --experiment names, not both")
+    advice = advise(
+        args.study_dir,
+        experiments=args.experiment,
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        runs_dir=args.runs_dir,
+    )
+    if args.json:
+        print(json.dumps(advice.to_json(), default=str))
+        return EXIT_OK
+    for d in advice.diagnoses:
+        where = d.experiment + (f" [{d.variant}]" if d.variant else "")
+        label = "proposal" if d.proposal else "note"
+        print(f"{where}: {d.kind.replace('_', ' ')} ({label}, {d.held} of {d.judged} seeds)")
+        print(f"  rule: {d.rule}\n  evidence: {d.evidence}")
+    for p in advice.proposals:
+        print(f"next: {p.path} ({p.diagnosis.hypothesis})")
+    quiet = advice.to_json()["nothing_found"]
+    for step in quiet:
+        print(f"{step}: nothing to fix found; the next question is yours")
+    return EXIT_OK
+
+
 def cmd_ui(args) -> int:
     from cnnlab.config import TrackingConfig
     from cnnlab.tracking import check_store, resolve_uri, shown
@@ -128,6 +159,21 @@ def add_parsers(sub) -> None:
     tracking_args(report)
     data_dir_arg(report)
     report.set_defaults(handler=cmd_report)
+
+
+def add_advise_parser(sub) -> None:
+    advise = sub.add_parser(
+        "advise", help="what went wrong in each step, and the next step as a ready file"
+    )
+    advise.add_argument("study_dir", nargs="?", help="a study folder: its steps that have run")
+    advise.add_argument(
+        "--experiment", action="append", help="experiment to read (repeatable; default all)"
+    )
+    advise.add_argument("--out", default="advice", help="where proposals go (default ./advice)")
+    advise.add_argument("--runs-dir", default="cnnlab-runs", help="home of the default store")
+    advise.add_argument("--json", action="store_true", help="each diagnosis as JSON")
+    tracking_args(advise)
+    advise.set_defaults(handler=cmd_advise)
 
 
 def add_ui_parser(sub) -> None:

@@ -5,6 +5,7 @@ and maps exceptions to exit codes.
 """
 
 from cnnlab.api._api import (
+    advise,
     load_config,
     load_model,
     load_run,
@@ -24,6 +25,7 @@ __all__ = [
     "RunResult",
     "StudyResult",
     "TuneResult",
+    "advise",
     "export_model",
     "load_config",
     "load_dataset",

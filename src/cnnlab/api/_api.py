@@ -22,9 +22,12 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.api._results import ReportResult, RunResult, StudyResult, TuneResult
+
+if TYPE_CHECKING:
+    from cnnlab.advisor import Advice
 from cnnlab.config import Config, ConfigError, apply_override, from_dict, override_text, to_dict
 
 ConfigSource = str | Path | Mapping[str, Any] | Config | None
@@ -360,9 +363,50 @@ def report(
     def confusion(run):
         return confusion_from_run(uri, run, data_dir)
 
+    def next_steps(names: list[str]):
+        from cnnlab.advisor import advise as run_advise
+
+        return run_advise(uri, names, Path(out) / "next", "cnnlab report").section()
+
     names = list(experiments) if experiments is not None else None
-    paths = write_report(uri, names, Path(out), confusion=confusion)
+    paths = write_report(uri, names, Path(out), confusion=confusion, advice=next_steps)
     return ReportResult(paths[-2], paths[-1], paths[:-2])
+
+
+@_isolated
+def advise(
+    study_dir: str | Path | None = None,
+    *,
+    experiments: Sequence[str] | None = None,
+    out: str | Path | None = "advice",
+    tracking_uri: str | None = None,
+    runs_dir: str = "cnnlab-runs",
+) -> Advice:
+    """Reads a study's runs as MLflow recorded them and says what went wrong in each step (the
+    rule, and the numbers that fired it) and what to try next, as step files; trains nothing.
+
+    Args:
+        study_dir: a study folder: its steps that have run (`<folder name>/<step>`).
+        experiments: experiment names instead (default, with no study_dir: every experiment).
+        out: where the proposed step files go (None: written nowhere).
+        tracking_uri / runs_dir: the store (as for train).
+
+    Returns: an Advice: its ranked diagnoses, each proposal's file, `to_json()`, `section()`.
+    """
+    from cnnlab.advisor import advise as run_advise
+    from cnnlab.config import ConfigError, TrackingConfig
+    from cnnlab.tracking import open_store, resolve_uri, shown
+
+    uri = resolve_uri(TrackingConfig(runs_dir=runs_dir), tracking_uri)
+    store = open_store(uri)  # within seconds: exit 2 (no store), 5 (no answer), 7 (refused)
+    names = list(experiments) if experiments is not None else None
+    if study_dir is not None:
+        folder = Path(study_dir)
+        steps = [f"{folder.resolve().name}/{p.stem}" for p in sorted(folder.glob("*.toml"))]
+        names = [n for n in steps if store.find_experiment(n) is not None]
+        if not names:
+            raise ConfigError(f"{folder}: no step of this study has run in {shown(uri)}")
+    return run_advise(uri, names, None if out is None else Path(out))
 
 
 @_isolated

@@ -48,11 +48,13 @@ def write_report(
     experiments: list[str] | None,
     out: Path,
     confusion=None,
+    advice=None,
 ) -> list[Path]:
     """Collects the experiments and writes report.md, report.html and SVGs into `out`.
 
     `confusion(run) -> (matrix, class_names)` evaluates a run's logged model on the test set;
-    without it the report has no confusion matrix.
+    without it the report has no confusion matrix. `advice(experiment names) -> Section` gives
+    the "What to try next" section (cnnlab.advisor, which reads the runs through this package).
     """
     records = collect(uri, experiments)
     lookup = _lookup(uri, records)
@@ -65,6 +67,8 @@ def write_report(
     hypotheses = hypotheses_section(judge_hypotheses(records, lookup), quick, records)
     if hypotheses:
         doc.sections.append(hypotheses)
+    if advice is not None and records:
+        doc.sections.append(advice([r.name for r in records]))
     for index, record in enumerate(records, start=1):
         doc.sections.append(_experiment_section(index, record, lookup))
     # Across steps, on a measure every variant computes alike (label smoothing raises a loss).

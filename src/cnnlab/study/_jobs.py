@@ -27,6 +27,7 @@ class Done:
     test_accuracy: float
     images_seen: int
     seconds: float
+    failure: str | None = None  # why the run stopped short of a result: "diverged: ..."
 
 
 def train_one(
@@ -35,11 +36,18 @@ def train_one(
     """One study run as `cnnlab train` makes it, with the step's tags; `cut`, a run of it cut
     short, goes on from its checkpoint when it has one."""
     from cnnlab.runner import load_splits, resume_or_train
+    from cnnlab.training import TrainingDiverged
 
     key = json.dumps(vars(cfg.data), sort_keys=True)  # the split ignores train.seed
     if key not in _SPLITS:
         _SPLITS[key] = load_splits(cfg, data_dir)
-    outcome = resume_or_train(cfg, cut, tracking_uri=uri, splits=_SPLITS[key], extra_tags=tags)
+    try:
+        outcome = resume_or_train(cfg, cut, tracking_uri=uri, splits=_SPLITS[key], extra_tags=tags)
+    except TrainingDiverged as exc:
+        # A result of the step, not the end of the study: the run stays FAILED in MLflow with
+        # its curve up to the divergence and the reason (cnnlab.error), for the advisor.
+        nan = float("nan")
+        return Done(None, nan, nan, nan, 0, 0.0, f"diverged: {exc}")
     r = outcome.result
     return Done(
         outcome.run_id, r.best_val_loss, r.test_loss, r.test_accuracy, r.images_seen, r.seconds

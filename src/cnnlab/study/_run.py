@@ -343,6 +343,9 @@ class _Runner:
         for index, r in run_jobs(self.pool, items):
             job = jobs[index]
             where = self.progress.advance(job.images)
+            if r.failure is not None:
+                self.echo(f"  {job.name}: {r.failure}; the study goes on  [{where}]")
+                continue
             self.echo(
                 f"  {job.name}: val_loss {r.best_val_loss:.4f}  test_loss {r.test_loss:.4f}  "
                 f"test_accuracy {r.test_accuracy:.4f}  ({r.images_seen:,} images, "
