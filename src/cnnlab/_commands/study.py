@@ -94,10 +94,10 @@ def cmd_advise(args) -> int:
     for d in advice.diagnoses:
         where = d.experiment + (f" [{d.variant}]" if d.variant else "")
         label = "proposal" if d.proposal else "note"
-        print(f"{where}: {d.kind.replace('_', ' ')} ({label}, {d.held} of {d.judged} seeds)")
+        print(f"{where}: {d.kind.replace('_', ' ')} ({label}; holds on {d.held} of {d.judged})")
         print(f"  rule: {d.rule}\n  evidence: {d.evidence}")
     for p in advice.proposals:
-        print(f"next: {p.path} ({p.diagnosis.hypothesis})")
+        print(f"next: {p.path} ({p.diagnosis.hypothesis or 'a tune step: the search, widened'})")
     quiet = advice.to_json()["nothing_found"]
     for step in quiet:
         print(f"{step}: nothing to fix found; the next question is yours")
