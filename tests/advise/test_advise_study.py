@@ -103,28 +103,34 @@ def test_each_broken_step_fires_its_diagnosis(broken):
     assert "train.lr" in edge.evidence
 
 
-def test_a_proposed_step_runs_with_study_only_and_gets_a_verdict(broken):
+def test_each_proposed_step_runs_with_study_only_and_gets_a_verdict(broken):
     folder, uri, root = broken
     advice = advise(folder, tracking_uri=uri, out=root / "advice2")
-    proposal = next(p for p in advice.proposals if p.diagnosis.kind == "collapsed_map")
+    collapsed = next(p for p in advice.proposals if p.diagnosis.kind == "collapsed_map")
     # Numbered after the study's last step (5), in rank order (divergence comes first).
-    assert proposal.path.name == f"{proposal.step}.toml" and int(proposal.step[0]) > 5
-    text = proposal.path.read_text()
-    assert 'reference = "4-collapsed:' in text or 'reference = "4-collapsed"' in text
-    assert "num_layers = 3" in text and "[tracking]" not in text
-    shutil.copy(proposal.path, folder / proposal.path.name)
+    assert collapsed.path.name == f"{collapsed.step}.toml" and int(collapsed.step[0]) > 5
+    text = collapsed.path.read_text()
+    assert 'reference = "4-collapsed:' in text and "num_layers = 3" in text
+    assert "[tracking]" not in text
+    trains = [p for p in advice.proposals if p.diagnosis.kind != "search_edge"]
+    assert {p.diagnosis.kind for p in trains} >= {"divergence", "collapsed_map", "overfitting"}
+    for proposal in trains:
+        shutil.copy(proposal.path, folder / proposal.path.name)
     try:
-        out = root / "report-next"
-        rc = main(
-            ["study", str(folder), "--only", proposal.step, "--tracking-uri", uri,
-             "--out", str(out), "--quiet"]
-        )  # fmt: skip
-        assert rc == 0
-        md = (out / "report.md").read_text()
-        row = next(line for line in md.splitlines() if line.startswith(f"| {proposal.step} |"))
-        assert any(v in row for v in ("confirmed", "refuted", "inconclusive")), row
+        for proposal in trains:
+            out = root / f"report-{proposal.step}"
+            rc = main(
+                ["study", str(folder), "--only", proposal.step, "--tracking-uri", uri,
+                 "--out", str(out), "--quiet"]
+            )  # fmt: skip
+            assert rc == 0, proposal.step
+            md = (out / "report.md").read_text()
+            row = next(line for line in md.splitlines() if line.startswith(f"| {proposal.step} |"))
+            assert proposal.diagnosis.hypothesis in row
+            assert any(v in row for v in ("| confirmed |", "| refuted |", "| inconclusive |")), row
     finally:
-        (folder / proposal.path.name).unlink()
+        for proposal in trains:
+            (folder / proposal.path.name).unlink()
 
 
 def test_advise_json_gives_rule_evidence_and_file(broken, capsys):
