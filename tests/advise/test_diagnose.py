@@ -57,6 +57,25 @@ def test_a_healthy_step_fires_nothing():
     assert diagnose(step([run(1, HEALTHY_VAL, HEALTHY_TRAIN)])) == []
 
 
+# The study's 6x6 model (step 3 of experiments/) at 20 course epochs, seed 42, as cnnlab
+# recorded it on an AMD EPYC 2-core (2026-12-06): its best epoch is the last, but the curve has
+# flattened (the last quarter brings 6% of the fall), so training longer is not proposed.
+STUDY_6X6_VAL = [0.6022, 0.4971, 0.4233, 0.4232, 0.4103, 0.3606, 0.3883, 0.3249, 0.3394,
+                 0.3084, 0.3099, 0.3415, 0.2945, 0.29, 0.2942, 0.288, 0.274, 0.286, 0.269,
+                 0.2675]  # fmt: skip
+STUDY_6X6_TRAIN = [0.8951, 0.535, 0.4604, 0.4253, 0.4105, 0.3766, 0.3431, 0.3357, 0.3007,
+                   0.2979, 0.317, 0.2884, 0.2985, 0.2727, 0.269, 0.2748, 0.2923, 0.2533, 0.2463,
+                   0.2481]  # fmt: skip
+
+
+def test_the_studys_6x6_model_at_20_epochs_raises_no_alarm():
+    assert diagnose(step([run(42, STUDY_6X6_VAL, STUDY_6X6_TRAIN)])) == []
+    # The same curve cut at 8 epochs, still falling steeply (and training loss above validation
+    # loss, as the study read under-fitting), is one to train longer.
+    (cut,) = diagnose(step([run(42, STUDY_6X6_VAL[:8], STUDY_6X6_TRAIN[:8])]))
+    assert cut.kind == "underfitting" and cut.change == {"train.epochs": 40}
+
+
 def test_a_run_that_diverged_on_most_seeds_proposes_a_lower_learning_rate():
     failure = {"cnnlab.failure": "diverged: training loss became nan in epoch 2"}
     runs = [run(s, [2.0], [2.3], status="FAILED", tags=failure) for s in SEEDS[:2]]
