@@ -224,10 +224,22 @@ def test_without_a_compiler_the_warning_says_so(monkeypatch, tmp_path, caplog):
 
 
 def test_the_kernel_shares_pytorchs_openmp_runtime():
-    """A second OpenMP runtime would bring threads that fight PyTorch's pool for the cores."""
-    assert _stem._library() is not None
-    with open("/proc/self/maps") as maps:
-        runtimes = {line.split()[-1] for line in maps if "gomp" in line.rsplit("/", 1)[-1]}
+    """A second OpenMP runtime would bring threads that fight PyTorch's pool for the cores.
+    Checked in a fresh process: other libraries an earlier test loaded here (scikit-learn's
+    own libgomp, through Optuna's importance evaluator) are not the kernel's doing."""
+    import ast
+    import subprocess
+    import sys
+
+    probe = (
+        "from cnnlab.fusion import _stem\n"
+        "assert _stem._library() is not None\n"
+        "maps = open('/proc/self/maps').read().splitlines()\n"
+        "print(sorted({l.split()[-1] for l in maps if 'gomp' in l.rsplit('/', 1)[-1]}))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    runtimes = ast.literal_eval(found.stdout)  # a printed list of paths
     assert len(runtimes) == 1, runtimes
 
 
