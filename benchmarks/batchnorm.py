@@ -19,7 +19,8 @@ from pathlib import Path
 from _common import emit, median, note
 
 from cnnlab.config import apply_override, from_dict, to_dict
-from cnnlab.runner import build, load_splits
+from cnnlab.data import load_splits
+from cnnlab.runs import build
 from cnnlab.study import load_step
 from cnnlab.training import fit, seed_everything
 

@@ -29,7 +29,8 @@ from _common import emit, median, note
 
 from cnnlab._pool import WorkerPool
 from cnnlab.config import load_config
-from cnnlab.runner import load_splits, train_run
+from cnnlab.data import load_splits
+from cnnlab.runs import train_run
 from cnnlab.tracking import NoTracking, Store
 
 
@@ -78,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         if args.jobs > 1:
             # The store made here first: workers creating it at once would race its migrations.
-            Store(f"sqlite:///{Path(tmp) / 'mlflow.db'}").experiment_id(cfg.tracking.experiment)
+            Store(f"sqlite:///{Path(tmp) / 'mlflow.db'}").ensure_experiment(cfg.tracking.experiment)
             pool = stack.enter_context(WorkerPool(args.jobs))
             run = functools.partial(timed_jobs, pool, cfg)
         else:

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Installs everything, then runs the linter and the whole test suite (offline, a few minutes).
+# Installs everything, then runs the linter and the whole test suite (offline). CI runs it all;
+# `scripts/test.sh --fast` leaves out the tests marked slow (real studies, servers, processes
+# killed on purpose), for the inner loop. Other arguments go to pytest.
 set -euo pipefail
+marks=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  marks=(-m "not slow")
+fi
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Real components the tests start: headless Chromium renders the report, PostgreSQL backs a
@@ -14,4 +21,4 @@ fi
 export MLFLOW_DISABLE_TELEMETRY=true
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "${marks[@]}" "$@"

@@ -9,9 +9,9 @@ import mlflow
 import pytest
 
 from cnnlab.config import ConfigError
-from cnnlab.reports._collect import EDITED_TAG, FROZEN_TAG
 from cnnlab.study import load_steps, run_study
 from cnnlab.tracking import default_uri
+from cnnlab.tracking.tags import EDITED_TAG, FROZEN_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$")  # UTC, to the minute

@@ -98,6 +98,9 @@ def test_ctrl_c_with_two_jobs_closes_every_run_and_a_rerun_resumes(tmp_path, fmn
         "--out",
         str(tmp_path / "report"),
     ]
+    # The store's tables made before the study starts: this test's polling client and the study
+    # creating one SQLite store at the same moment would race through its schema migrations.
+    assert runs_of(uri) == []
     # A session of its own: the SIGINT below reaches the whole group, as a terminal's Ctrl-C does.
     proc = subprocess.Popen(
         command,
@@ -133,12 +136,12 @@ def test_ctrl_c_with_two_jobs_closes_every_run_and_a_rerun_resumes(tmp_path, fmn
     }
     # The rerun trains only the two cut runs (shortened here, which a new step hash would
     # refuse to count as the same runs; so the resume is checked on the plan instead).
-    from cnnlab.study._run import _plan
+    from cnnlab.study._plan import plan_step
     from cnnlab.study._steps import load_steps
     from cnnlab.tracking import Store
 
     (step,) = load_steps(folder)
-    plan = _plan(step, "jobs", False, None, Store(uri))
+    plan = plan_step(step, "jobs", False, None, Store(uri))
     assert sorted(j.name for j in plan.jobs) == ["long seed=1", "long seed=2"]
 
 

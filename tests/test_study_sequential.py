@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from cnnlab.reports import Arm, Judged, Part, judge_hypotheses
-from cnnlab.reports._collect import LOOKS_TAG, ExperimentRecord, RunRecord
+from cnnlab.reports._collect import ExperimentRecord, RunRecord
 from cnnlab.study._decide import Sequential, open_requests, until_decided
+from cnnlab.tracking.tags import LOOKS_TAG
 
 STEP = "sim/1-step"
 CLAIM = [
@@ -162,7 +163,7 @@ def test_a_real_study_adds_a_round_records_it_resumes_and_reports_it(tmp_path, m
     import mlflow
 
     from cnnlab.api import run_study
-    from cnnlab.reports._collect import ADDED_TAG
+    from cnnlab.tracking.tags import ADDED_TAG
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     folder = tmp_path / "seq"

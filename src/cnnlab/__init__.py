@@ -15,7 +15,8 @@ first use, so `import cnnlab` (and the CLI) stays quick.
 
 from typing import Any
 
-__version__ = "0.1.0"
+from cnnlab._version import __version__
+
 # Errors the functions raise, each with the one line the CLI prints: bad input, data that is
 # missing or fails verification, a tracking server that is not there.
 _ERRORS = {

@@ -21,8 +21,15 @@ import sys
 from collections.abc import Callable
 
 from cnnlab._commands._common import (
+    EXIT_ALL_TRIALS_FAILED,
+    EXIT_DATA,
+    EXIT_DENIED,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_STORAGE,
+    EXIT_TERMINATED,
+    EXIT_TRACKING,
     EXIT_USAGE,
     Parser,
     config_args,
@@ -32,13 +39,6 @@ from cnnlab._commands._common import (
     tracking_args,
 )
 from cnnlab._signals import Interrupted, Terminated, deliver
-
-EXIT_DATA = 3
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
-EXIT_ALL_TRIALS_FAILED = 4
-EXIT_TRACKING = 5
-EXIT_STORAGE = 6
-EXIT_DENIED = 7
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,11 +230,10 @@ def cmd_summary(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cnnlab._commands import data, models, study, team
+    from cnnlab._commands import data, export, study, team
+    from cnnlab._version import __version__
 
     parser = Parser(prog="cnnlab", description=__doc__.split("\n")[0])
-    from cnnlab import __version__
-
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=Parser)
 
@@ -273,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     output_args(tune, "no per-trial lines or table")
     tune.set_defaults(handler=cmd_tune)
 
-    models.add_parsers(sub)
+    export.add_parsers(sub)
 
     summary = sub.add_parser("summary", help="show the architecture a config builds")
     config_args(summary)

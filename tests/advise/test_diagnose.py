@@ -3,7 +3,7 @@ should, with its numbers, a rule on a minority of seeds is a note, and a healthy
 
 import json
 
-from cnnlab.advisor._diagnose import KINDS, Diagnosis, diagnose
+from cnnlab.advisor import KINDS, Diagnosis, diagnose
 from cnnlab.reports import ExperimentRecord, Judged, Part, RunRecord
 
 SEEDS = (42, 43, 44)

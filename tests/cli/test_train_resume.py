@@ -18,7 +18,8 @@ from mlflow.tracking import MlflowClient
 
 from cnnlab.cli import main
 from cnnlab.config import load_config, override_text, to_toml
-from cnnlab.runner import checkpoint_file, train_run
+from cnnlab.runs import train_run
+from cnnlab.tracking import checkpoint_file
 from cnnlab.training import Callback
 
 # Small and exact: fp32 on one thread gives the same numbers in every process.

@@ -20,7 +20,7 @@ from cnnlab.config import (
 )
 from cnnlab.models import (
     ACTIVATIONS,
-    MODELS,
+    FAMILIES,
     ArchitectureError,
     check_architecture,
     create_model,
@@ -29,7 +29,8 @@ from cnnlab.models import (
 
 
 def test_registries_match_config():
-    assert set(MODELS) == set(MODEL_CONFIGS)
+    assert set(FAMILIES) == set(MODEL_CONFIGS)
+    assert all(MODEL_CONFIGS[name] is family.config for name, family in FAMILIES.items())
     assert set(ACTIVATIONS) == set(typing.get_args(ActivationName))
 
 
@@ -43,7 +44,7 @@ def test_unknown_activation_suggests_closest():
         make_activation("gelue")
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_builds_and_classifies(name):
     model = create_model(MODEL_CONFIGS[name]())
     assert model.training
@@ -51,13 +52,13 @@ def test_builds_and_classifies(name):
     assert out.shape == (4, 10)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_other_input_shape_and_classes(name):
     model = create_model(MODEL_CONFIGS[name](), input_shape=(3, 32, 32), num_classes=7)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_channels_last_input_gives_the_same_output(name):
     torch.manual_seed(0)
     model = create_model(MODEL_CONFIGS[name]()).eval()

@@ -7,7 +7,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab.config import MODEL_CONFIGS
-from cnnlab.models import MODELS, ArchitectureError
+from cnnlab.models import FAMILIES, ArchitectureError
 
 
 @dataclass
@@ -35,7 +35,7 @@ def tiny_family():
     cnnlab.register_model("tiny", TinyConfig, build_tiny)
     yield
     MODEL_CONFIGS.pop("tiny", None)
-    MODELS.pop("tiny", None)
+    FAMILIES.pop("tiny", None)
 
 
 TINY_RUN = {"data": {"train_limit": 1000, "val_fraction": 0.05}, "train": {"epochs": 1}}
@@ -106,4 +106,4 @@ def test_registration_is_checked():
 
     with pytest.raises(cnnlab.ConfigError, match="every field of NoDefault needs a default"):
         cnnlab.register_model("nodefault", NoDefault, build_tiny)
-    assert "other" not in MODELS and "nodefault" not in MODELS
+    assert "other" not in FAMILIES and "nodefault" not in FAMILIES

@@ -4,11 +4,11 @@ import mlflow
 import pytest
 from env_helpers import require
 
+from cnnlab.export import evaluated_confusion
 from cnnlab.reports import PUBLISHED, collect, confusion_from_run, write_report
 from cnnlab.reports._collect import differing_params
-from cnnlab.reports._confusion import _evaluated
-from cnnlab.runner import train_run
-from cnnlab.tracking import default_uri
+from cnnlab.runs import train_run
+from cnnlab.tracking import Store, default_uri
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_confusion_matrix_of_the_best_run(store, tmp_path):
     correct = sum(matrix[i][i] for i in range(10))
     assert correct / 600 == pytest.approx(run.metrics["test_accuracy"], abs=1e-9)
     # A run that logged no matrix: its logged weights evaluated again on the whole test set.
-    again, _ = _evaluated(uri, run, None)
+    again, _ = evaluated_confusion(Store(uri), run.run_id)
     assert sum(map(sum, again)) == 10000
     write_report(uri, ["widths"], tmp_path, confusion=lambda r: (matrix, names))
     md = (tmp_path / "report.md").read_text()

@@ -17,13 +17,13 @@ def store(tmp_path):
 
 def test_an_experiment_is_created_once_restored_and_tagged(store, tmp_path):
     assert store.find_experiment("e") is None
-    exp_id = store.experiment_id("e")
-    assert store.experiment_id("e") == exp_id
+    exp_id = store.ensure_experiment("e")
+    assert store.ensure_experiment("e") == exp_id
     assert store.experiment(exp_id).artifact_location.startswith(
         (tmp_path / "runs" / "artifacts").as_uri()
     )
     mlflow.MlflowClient(store.uri).delete_experiment(exp_id)
-    assert store.experiment_id("e") == exp_id
+    assert store.ensure_experiment("e") == exp_id
     assert store.find_experiment("e").lifecycle_stage == "active"
     store.set_experiment_tag(exp_id, "k", "v")
     assert store.experiment(exp_id).tags["k"] == "v"
@@ -33,7 +33,7 @@ def test_an_experiment_is_created_once_restored_and_tagged(store, tmp_path):
 
 
 def test_whole_dicts_are_logged_within_mlflows_limits(store, tmp_path):
-    exp_id = store.experiment_id("e")
+    exp_id = store.ensure_experiment("e")
     run_id = store.create_run(exp_id, "r", {"a": "1"}).info.run_id
     params = {f"p{i:03d}": i for i in range(250)}
     params.update({"list": [32, 16], "flag": True, "long": "x" * (PARAM_LIMIT + 10)})
@@ -57,7 +57,7 @@ def test_whole_dicts_are_logged_within_mlflows_limits(store, tmp_path):
 
 
 def test_runs_are_found_by_filter_in_order_and_nested(store):
-    exp_id = store.experiment_id("e")
+    exp_id = store.ensure_experiment("e")
     parent = store.create_run(exp_id, "parent", {"kind": "search"}).info.run_id
     children = [
         store.create_run(exp_id, f"c{i}", {"kind": "trial"}, parent_id=parent).info.run_id
@@ -72,7 +72,7 @@ def test_runs_are_found_by_filter_in_order_and_nested(store):
 
 @pytest.mark.parametrize("name", ["it's", 'say "hi"', "both ' and \""])
 def test_model_versions_are_found_for_a_name_with_quotes(store, tmp_path, name):
-    exp_id = store.experiment_id("e")
+    exp_id = store.ensure_experiment("e")
     run_id = store.create_run(exp_id, "r").info.run_id
     for model in (name, "it", "say "):  # look-alikes that a broken filter would match or mix up
         store.register_version(model, run_id, "model", {"who": model})

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cnnlab.models import create_model
-from cnnlab.runner import train_run
+from cnnlab.runs import train_run
 from cnnlab.tracking import default_uri, resolve_uri
 from cnnlab.tracking._store import artifact_location
 from cnnlab.training import Callback, evaluate

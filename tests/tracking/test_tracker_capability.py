@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.runner import train_run
+from cnnlab.runs import train_run
 from cnnlab.training import Callback
 
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from cnnlab.config import flatten
-from cnnlab.runner import train_run
+from cnnlab.runs import train_run
 from cnnlab.tracking import MlflowTracking, NoTracking
 from cnnlab.training import Callback
 
@@ -17,7 +17,7 @@ class RecordingStore:
     def __init__(self):
         self.runs: dict[str, dict] = {}
 
-    def experiment_id(self, name: str) -> str:
+    def ensure_experiment(self, name: str) -> str:
         return f"exp-{name}"
 
     def create_run(self, experiment_id, run_name=None, tags=None, parent_id=None):

@@ -13,11 +13,11 @@ from mlflow.tracking import MlflowClient
 
 import cnnlab
 from cnnlab.config import ConfigError, load_config
-from cnnlab.reports._collect import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
-from cnnlab.runner import checkpoint_file, resume_or_train, train_run
+from cnnlab.runs import resume_or_train, train_run
 from cnnlab.study._jobs import train_one
-from cnnlab.study._run import _cut
-from cnnlab.tracking import Store
+from cnnlab.study._plan import cut_runs
+from cnnlab.tracking import Store, checkpoint_file
+from cnnlab.tracking.tags import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.training import Callback, load_checkpoint
 
 EXACT = [
@@ -122,7 +122,7 @@ def test_a_study_rerun_goes_on_with_its_cut_run(uri):
     cfg = load_config(None, [*EXACT, 'tracking.experiment="study/step"'])
     tags = {STEP_HASH_TAG: "h1", VARIANT_TAG: "base", SEED_TAG: "42"}
     run_id = cut_run(cfg, uri, extra_tags=tags)
-    cut = _cut(Store(uri), "study/step", "h1")
+    cut = cut_runs(Store(uri), "study/step", "h1")
     assert cut == {("base", 42): run_id}
     done = train_one(cfg, uri, None, tags, cut[("base", 42)])
     assert done.run_id == run_id

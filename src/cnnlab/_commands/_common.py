@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2  # the rest of the codes: cnnlab.cli
+# Every exit code of the command line (the README's table): one home, read by cli and commands.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2  # done; an unexpected error; bad input (ConfigError)
+EXIT_DATA = 3  # data missing or failing verification (DataError)
+EXIT_ALL_TRIALS_FAILED = 4  # a search ended with no trial that trained
+EXIT_TRACKING = 5  # the tracking server did not answer
+EXIT_STORAGE = 6  # a shared search's storage did not answer
+EXIT_DENIED = 7  # the tracking server refused the credentials
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C; SIGTERM (128 + the signal)
 
 
 class Parser(argparse.ArgumentParser):

@@ -6,7 +6,8 @@ advice.proposals[0].path               # advice/7-remove-a-block.toml: runs with
 """
 
 from cnnlab.advisor._advise import NOTHING, Advice, Proposal, advise
-from cnnlab.advisor._diagnose import KINDS, Diagnosis, diagnose
+from cnnlab.advisor._diagnose import diagnose
+from cnnlab.advisor._diagnosis import KINDS, Diagnosis
 from cnnlab.advisor._propose import step_file
 
 __all__ = [

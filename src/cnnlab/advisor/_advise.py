@@ -21,18 +21,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cnnlab.advisor._diagnose import Diagnosis, diagnose
+from cnnlab.advisor._diagnose import diagnose
+from cnnlab.advisor._diagnosis import Diagnosis
 from cnnlab.advisor._propose import slug, step_file
 from cnnlab.reports import (
     ExperimentRecord,
+    Section,
+    Table,
     collect,
     group_variants,
     judge_experiments,
     selected_variant,
     selection,
 )
-from cnnlab.reports._document import Section, Table
 from cnnlab.tracking import Store
+from cnnlab.tracking.tags import SEED_TAG
 
 NOTHING = "nothing to fix found; the next question is yours"
 
@@ -170,7 +173,7 @@ def _space(store: Store, record: ExperimentRecord) -> dict | None:
 
 def _config_text(store: Store, runs) -> str:
     """The config the first of the runs (lowest seed) logged."""
-    first = min(runs, key=lambda r: int(r.tags.get("cnnlab.seed", "0") or 0))
+    first = min(runs, key=lambda r: int(r.tags.get(SEED_TAG, "0") or 0))
     with tempfile.TemporaryDirectory() as tmp:
         return Path(store.download_artifacts(first.run_id, "config.toml", tmp)).read_text()
 

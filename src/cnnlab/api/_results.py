@@ -37,7 +37,7 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-class _Shown:
+class _Displayed:
     """A title and (name, value) rows, drawn as HTML in a notebook and as text elsewhere."""
 
     def _title(self) -> str:
@@ -58,7 +58,7 @@ class _Shown:
 
 
 @dataclass(repr=False)
-class RunResult(_Shown):
+class RunResult(_Displayed):
     """One trained run: what MLflow recorded, the per-epoch history and the model itself."""
 
     run_id: str | None  # None when trained with track=False
@@ -100,7 +100,7 @@ class RunResult(_Shown):
 
             self.pixel_stats = logged_pixel_stats(Store(self.tracking_uri), self.run_id)
         if self.pixel_stats is None:
-            from cnnlab.runner import load_splits
+            from cnnlab.data import load_splits
 
             splits = load_splits(self.config, self.data_dir)
             self.pixel_stats = (splits.mean, splits.std)
@@ -109,7 +109,7 @@ class RunResult(_Shown):
     def _prepared(self, device):
         """The run's precision and layout, with the model laid out for them once per result."""
         if self._runtime is None:
-            from cnnlab.training._fast import Runtime
+            from cnnlab.training import Runtime
 
             self._runtime = Runtime.from_config(self.config.train, device, self.model)
             self._runtime.prepare(self.model)
@@ -130,7 +130,7 @@ class RunResult(_Shown):
 
 
 @dataclass(repr=False)
-class TuneResult(_Shown):
+class TuneResult(_Displayed):
     """A search: every trial as a DataFrame row, the best trial's config and run."""
 
     parent_run_id: str
@@ -167,7 +167,7 @@ class TuneResult(_Shown):
 
 
 @dataclass(repr=False)
-class ReportResult(_Shown):
+class ReportResult(_Displayed):
     """The files a report was written to."""
 
     markdown: Path
@@ -185,7 +185,7 @@ class ReportResult(_Shown):
 
 
 @dataclass(repr=False)
-class StudyResult(_Shown):
+class StudyResult(_Displayed):
     """A study folder's steps (what ran, what was skipped) and its report."""
 
     steps: list[Any]  # cnnlab.study.StepResult: step, experiment, skipped, runs

@@ -19,7 +19,7 @@ from cnnlab.data._builtin import (
 from cnnlab.data._folder import load_folder
 from cnnlab.data._idx import KINDS, DataError
 from cnnlab.data._registry import DATASET_NAMES, FOLDER, REGISTRY, DatasetSpec, dataset_spec
-from cnnlab.data._source import DatasetInfo, InfoCache, dataset_info, load_data
+from cnnlab.data._source import DatasetInfo, InfoCache, dataset_info, load_data, load_splits
 from cnnlab.data._splits import Splits, describe_splits, make_splits, pixel_stats
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "load_data",
     "load_dataset",
     "load_fashion_mnist",
+    "load_splits",
     "load_folder",
     "make_splits",
     "pixel_stats",

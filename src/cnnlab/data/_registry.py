@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from cnnlab.config import ConfigError
+from cnnlab.config import BUILT_IN_DATASETS, ConfigError
+from cnnlab.config import DATASET_NAMES as DATASET_NAMES  # what `data.dataset` accepts
+from cnnlab.config import FOLDER as FOLDER  # `data.dataset` for a folder of images
 from cnnlab.data._cifar import ArchiveSpec
 from cnnlab.data._idx import IMAGES_MAGIC, KINDS, LABELS_MAGIC, FileSpec, file_name
-
-FOLDER = "folder"  # the `data.dataset` value that reads `data.path` instead of a built-in
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,16 @@ REGISTRY: dict[str, DatasetSpec] = {
     )
 }
 
-DATASET_NAMES: tuple[str, ...] = (*REGISTRY, FOLDER)  # what `data.dataset` accepts
+# cnnlab.config checks `data.dataset` against its own list of names (it imports nothing of
+# cnnlab's), so a dataset added here and not there, or the other way round, fails here at once.
+if tuple(REGISTRY) != BUILT_IN_DATASETS:
+    _only_here = [name for name in REGISTRY if name not in BUILT_IN_DATASETS]
+    _only_there = [name for name in BUILT_IN_DATASETS if name not in REGISTRY]
+    raise RuntimeError(
+        "cnnlab.data.REGISTRY and cnnlab.config.BUILT_IN_DATASETS differ: "
+        f"only in REGISTRY {_only_here}, only in BUILT_IN_DATASETS {_only_there}; "
+        f"REGISTRY order {list(REGISTRY)}, BUILT_IN_DATASETS order {list(BUILT_IN_DATASETS)}"
+    )
 
 
 def dataset_spec(name: str) -> DatasetSpec:

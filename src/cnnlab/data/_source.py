@@ -2,10 +2,12 @@
 
 info = dataset_info(cfg.data)       # (input shape, class names) before any training
 raw = load_data(cfg.data)           # RawData; DataError when the data cannot be trusted
+splits = load_splits(cfg)           # loaded, then split as the config's data section says
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,9 @@ from typing import Any
 from cnnlab.data._builtin import RawData, load_dataset
 from cnnlab.data._folder import load_folder
 from cnnlab.data._registry import FOLDER, dataset_spec
+from cnnlab.data._splits import Splits, make_splits
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,3 +73,13 @@ class InfoCache:
         if key not in self._known:
             self._known[key] = dataset_info(data, self.data_dir)
         return self._known[key]
+
+
+def load_splits(cfg: Any, data_dir: str | Path | None = None) -> Splits:
+    """A config's data loaded and split by its data section (val_fraction, train_limit,
+    split_seed); a note on the data (a folder's skipped files) is logged as a warning."""
+    raw = load_data(cfg.data, data_dir)
+    if raw.note:
+        log.warning("cnnlab: %s", raw.note)
+    data = cfg.data
+    return make_splits(raw, data.val_fraction, data.train_limit, data.split_seed)

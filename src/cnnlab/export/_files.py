@@ -52,7 +52,7 @@ def run_model(run: str, *, tracking_uri: str | None = None, runs_dir: str = "cnn
     from mlflow.models import Model
 
     from cnnlab.config import TrackingConfig
-    from cnnlab.runner import logged_model
+    from cnnlab.export._load import logged_model
     from cnnlab.tracking import open_store, resolve_uri, run_id_of, shown
 
     run_id = run_id_of(run)

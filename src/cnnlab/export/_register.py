@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cnnlab.config import ConfigError
 from cnnlab.export._mlflow_model import MODEL_ARTIFACT
+from cnnlab.tracking.tags import PARENT_RUN_TAG, SEARCH_ID_TAG
 
 
 @dataclass
@@ -39,7 +40,7 @@ def register_best(result, name: str) -> Registered | None:
         return None
     tags = {
         result.objective: f"{best.value:.6g}",
-        "cnnlab.search_id": result.search_id,
-        "cnnlab.parent_run_id": result.parent_run_id,
+        SEARCH_ID_TAG: result.search_id,
+        PARENT_RUN_TAG: result.parent_run_id,
     }
     return register_run(result.tracking_uri, best.run_id, name, tags)

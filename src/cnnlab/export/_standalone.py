@@ -16,9 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cnnlab.models import create_model
-from cnnlab.models._cnn import ConvNet
-from cnnlab.models._mlp import Mlp
+from cnnlab.models import FeaturesHead, Mlp, create_model
 
 
 def standalone(
@@ -40,7 +38,7 @@ def standalone(
 def plain(model: nn.Module) -> nn.Module:
     """The built-in families as torch's own containers; a registered family stays as it is
     (loading it then needs the code that defines it)."""
-    if isinstance(model, ConvNet):
+    if isinstance(model, FeaturesHead):
         return nn.Sequential(model.features, model.head)
     if isinstance(model, Mlp):
         return model.head

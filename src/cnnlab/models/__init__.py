@@ -7,11 +7,13 @@ model = create_model(cfg.model, (1, 28, 28), num_classes=10)
 print(format_summary(summarize(model, (1, 28, 28))))
 """
 
-from cnnlab.models._blocks import ACTIVATIONS, ArchitectureError, make_activation
+from cnnlab.models._blocks import ACTIVATIONS, ArchitectureError, FeaturesHead, make_activation
+from cnnlab.models._mlp import Mlp
 from cnnlab.models._plan import BlockPlan, plan_cnn
 from cnnlab.models._registry import (
     BUILT_IN_MODELS,
-    MODELS,
+    FAMILIES,
+    Family,
     ModelBuilder,
     check_architecture,
     create_model,
@@ -22,10 +24,13 @@ from cnnlab.models._summary import LayerRow, ModelSummary, format_summary, summa
 __all__ = [
     "ACTIVATIONS",
     "BUILT_IN_MODELS",
-    "MODELS",
+    "FAMILIES",
     "ArchitectureError",
     "BlockPlan",
+    "Family",
+    "FeaturesHead",
     "LayerRow",
+    "Mlp",
     "ModelBuilder",
     "ModelSummary",
     "check_architecture",

@@ -95,3 +95,16 @@ def dry_run(module: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
     finally:
         for m, mode in modes.items():
             m.training = mode
+
+
+class FeaturesHead(nn.Module):
+    """`features` (one nn.Sequential per conv block or stage) then `head`: the network of the
+    cnn and convnet families; summaries name layers by these two."""
+
+    def __init__(self, features: nn.Sequential, head: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import nn
 
 from cnnlab.config import CnnConfig
 from cnnlab.models._blocks import (
     MONOTONIC,
     ArchitectureError,
+    FeaturesHead,
     check_io,
     dense_layers,
     dry_run,
@@ -33,28 +33,16 @@ _HEAD_POOLS: dict[str, Callable[[], list[nn.Module]]] = {
 }
 
 
-class ConvNet(nn.Module):
-    """`features` (one nn.Sequential per conv block) then `head`; summaries name layers by these."""
-
-    def __init__(self, features: nn.Sequential, head: nn.Sequential) -> None:
-        super().__init__()
-        self.features = features
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
 def build_cnn(
     cfg: CnnConfig, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10
-) -> ConvNet:
+) -> FeaturesHead:
     """The "cnn" builder; the arithmetic plan is checked before any module is made."""
     shape = check_io(input_shape, num_classes)
     features = nn.Sequential(*(conv_block(cfg, plan) for plan in plan_cnn(cfg, shape)))
     pool = head_pool(cfg.head_pool)
     in_features = dry_run(nn.Sequential(features, *pool), shape).shape[1]
     dense = dense_layers(in_features, cfg.hidden_units, cfg.activation, cfg.dropout, num_classes)
-    return ConvNet(features, nn.Sequential(*pool, *dense))
+    return FeaturesHead(features, nn.Sequential(*pool, *dense))
 
 
 def conv_block(cfg: CnnConfig, plan: BlockPlan) -> nn.Sequential:

@@ -14,8 +14,13 @@ from collections.abc import Sequence
 from torch import nn
 
 from cnnlab.config import ConvnetConfig
-from cnnlab.models._blocks import MONOTONIC, ArchitectureError, check_io, make_activation
-from cnnlab.models._cnn import ConvNet
+from cnnlab.models._blocks import (
+    MONOTONIC,
+    ArchitectureError,
+    FeaturesHead,
+    check_io,
+    make_activation,
+)
 
 _POOLS = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
 
@@ -27,7 +32,7 @@ def stage_channels(cfg: ConvnetConfig) -> list[int]:
 
 def build_convnet(
     cfg: ConvnetConfig, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10
-) -> ConvNet:
+) -> FeaturesHead:
     """The "convnet" builder; a stage whose map is already 1 pixel wide or high is not pooled."""
     channels, h, w = check_io(input_shape, num_classes)
     widths = stage_channels(cfg)
@@ -41,7 +46,7 @@ def build_convnet(
     if cfg.dropout > 0:
         head.append(nn.Dropout(cfg.dropout))
     head.append(nn.Linear(channels, num_classes))
-    return ConvNet(nn.Sequential(*stages), nn.Sequential(*head))
+    return FeaturesHead(nn.Sequential(*stages), nn.Sequential(*head))
 
 
 def conv_stage(

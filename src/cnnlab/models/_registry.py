@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.config import MODEL_CONFIGS, ModelConfig
+from cnnlab.config import MODEL_CONFIGS, CnnConfig, ConvnetConfig, MlpConfig, ModelConfig
 from cnnlab.models._blocks import ArchitectureError, check_io
 from cnnlab.models._cnn import build_cnn
 from cnnlab.models._convnet import build_convnet
@@ -21,40 +21,52 @@ from cnnlab.models._mlp import build_mlp
 from cnnlab.models._plan import plan_cnn
 
 ModelBuilder = Callable[[Any, Sequence[int], int], nn.Module]  # (cfg, input_shape, num_classes)
+ShapeCheck = Callable[[Any, Sequence[int]], object]  # (cfg, input_shape), no modules made
 
-# Keys match config.MODEL_CONFIGS; a test keeps the two in step.
-MODELS: dict[str, ModelBuilder] = {"cnn": build_cnn, "mlp": build_mlp, "convnet": build_convnet}
 
-# Shape checks that need no modules; a family without an entry has nothing that can misfit.
-_CHECKS: dict[str, Callable[[Any, Sequence[int]], object]] = {"cnn": plan_cnn}
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family: its [model] settings, its builder and its optional shape check."""
+
+    config: type  # the dataclass cnnlab.config parses `[model] name = ...` into
+    build: ModelBuilder
+    check: ShapeCheck | None = None  # None: nothing can misfit, or the dry run finds it
+
+
+# By `model.name`; config.MODEL_CONFIGS is the parser's view of the same families (a test
+# checks the two agree; register_model writes both).
+FAMILIES: dict[str, Family] = {
+    "cnn": Family(CnnConfig, build_cnn, plan_cnn),
+    "mlp": Family(MlpConfig, build_mlp),
+    "convnet": Family(ConvnetConfig, build_convnet),
+}
 
 
 def create_model(
     cfg: ModelConfig, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10
 ) -> nn.Module:
     """Build the model `cfg.name` names, for float [B, C, H, W] input, in training mode."""
-    return _builder(cfg)(cfg, input_shape, num_classes)
+    return _family(cfg).build(cfg, input_shape, num_classes)
 
 
 def check_architecture(
     cfg: ModelConfig, input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10
 ) -> None:
     """Raise ArchitectureError if create_model would; microseconds, so fit for every trial."""
-    _builder(cfg)
+    family = _family(cfg)
     shape = check_io(input_shape, num_classes)
-    check = _CHECKS.get(cfg.name)
-    if check is not None:
-        check(cfg, shape)
+    if family.check is not None:
+        family.check(cfg, shape)
 
 
-BUILT_IN_MODELS = frozenset(MODELS)
+BUILT_IN_MODELS = frozenset(FAMILIES)
 
 
 def register_model(
     name: str,
     config_class: type,
     builder: ModelBuilder,
-    check: Callable[[Any, Sequence[int]], object] | None = None,
+    check: ShapeCheck | None = None,
 ) -> None:
     """Adds a model family: `[model] name = "<name>"` then builds it like a built-in one.
 
@@ -90,23 +102,19 @@ def register_model(
             f"register_model: every field of {config_class.__name__} needs a default ({exc})"
         ) from None
     MODEL_CONFIGS[name] = config_class
-    MODELS[name] = builder
-    if check is not None:
-        _CHECKS[name] = check
-    else:
-        _CHECKS.pop(name, None)
+    FAMILIES[name] = Family(config_class, builder, check)
 
 
-def _builder(cfg: ModelConfig) -> ModelBuilder:
+def _family(cfg: ModelConfig) -> Family:
     name = getattr(cfg, "name", None)
-    if name not in MODELS:
+    if name not in FAMILIES:
         raise ArchitectureError(
-            f"model.name: no model family {name!r}; expected one of {', '.join(MODELS)}"
+            f"model.name: no model family {name!r}; expected one of {', '.join(FAMILIES)}"
         )
-    expected = MODEL_CONFIGS.get(name)
-    if expected is not None and not isinstance(cfg, expected):
+    family = FAMILIES[name]
+    if not isinstance(cfg, family.config):
         raise ArchitectureError(
-            f"model: family {name!r} is built from a {expected.__name__}, "
+            f"model: family {name!r} is built from a {family.config.__name__}, "
             f"got a {type(cfg).__name__}"
         )
-    return MODELS[name]
+    return family

@@ -14,6 +14,7 @@ from cnnlab.reports._collect import (
     tested_epoch,
 )
 from cnnlab.reports._confusion import confusion_from_run
+from cnnlab.reports._document import Section, Table
 from cnnlab.reports._evidence import (
     DIRECTIONS,
     METRICS,
@@ -45,6 +46,8 @@ __all__ = [
     "Judged",
     "Part",
     "RunRecord",
+    "Section",
+    "Table",
     "best_run",
     "collect",
     "compare",

@@ -11,26 +11,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from cnnlab.tracking import Store, open_store, shown
+from cnnlab.tracking.tags import SEED_TAG, SEEDS_TAG, SELECT_TAG, STEP_HASH_TAG, VARIANT_TAG
 
 CURVES = ("train_loss", "val_loss", "val_accuracy")  # per-epoch metrics plotted per run
 # Params that describe where or how a run was stored, not what was trained.
 _NOT_COMPARED = ("tracking.", "search.")
-# Tags a study writes (cnnlab.study) and reports read.
-STEP_HASH_TAG = "cnnlab.step_hash"  # run and experiment tag: a study step's configs, hashed
-SEEDS_TAG = "cnnlab.seeds"  # experiment tag: JSON {variant: [seeds]}, the step's runs as it is
-SEED_TAG = "cnnlab.seed"  # run tag: the train.seed of one of a variant's runs
-VARIANT_TAG = "cnnlab.variant"  # run tag: the study variant a run belongs to
-# Experiment tag: JSON {"hypothesis", "expect": [parts] or null, "at": "YYYY-MM-DD HH:MM" UTC},
-# the step's claim as it first ran (re-frozen while no run of it has finished)
-SELECT_TAG = "cnnlab.select"  # experiment tag: what picks the step's variant (SELECTIONS)
-FROZEN_TAG = "cnnlab.frozen"
-EDITED_TAG = "cnnlab.edited_at"  # experiment tag: "YYYY-MM-DD HH:MM" UTC, claim edited after runs
-# Experiment tag of a step judged sequentially (study --until-decided): JSON {"looks": K,
-# "round": seeds per round, "max_seeds": cap}; its hypothesis is judged at level 0.025 / K.
-LOOKS_TAG = "cnnlab.looks"
-# Experiment tag: JSON list of {"variant", "seeds", "round", "why", "at"}: seeds added to the
-# step's variants, round by round, because a hypothesis comparing them was still open.
-ADDED_TAG = "cnnlab.added_seeds"
 
 
 @dataclass

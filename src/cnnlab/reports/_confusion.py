@@ -1,27 +1,20 @@
-"""A run's test confusion matrix: read from the run (it logs one as it takes its test metrics),
-or, for a run that logged none, its logged model evaluated again from its config and weights."""
+"""A run's test confusion matrix, as the run logged it when it took its test metrics: reports
+read what MLflow recorded (export.evaluated_confusion evaluates an older run's weights again),
+and the report's section that shows the best model's."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-import torch
-
-from cnnlab.reports._collect import RunRecord
-
-
-def confusion_from_run(uri: str, run: RunRecord, data_dir: str | None = None):
-    """(counts [true][predicted], class names) of the run's weights on the test set: as the
-    run logged them when it took its test metrics, or for a run that logged none, its logged
-    weights evaluated again."""
-    logged = _logged(uri, run)
-    if logged is not None:
-        return logged
-    return _evaluated(uri, run, data_dir)
+from cnnlab.reports._collect import RunRecord, tested_epoch
+from cnnlab.reports._document import Figure, Section, Table
+from cnnlab.reports._plots import confusion_svg
 
 
-def _logged(uri: str, run: RunRecord):
+def confusion_from_run(uri: str, run: RunRecord):
+    """(counts [true][predicted], class names) of the run's weights on the test set, as the run
+    logged them when it took its test metrics; None for a run that logged none."""
     import json
 
     from cnnlab.tracking import CONFUSION_ARTIFACT, Store
@@ -35,15 +28,15 @@ def _logged(uri: str, run: RunRecord):
     return table["matrix"], table["class_names"]
 
 
-def _evaluated(uri: str, run: RunRecord, data_dir: str | None):
-    from cnnlab.runner import load_splits, logged_model
-    from cnnlab.tracking import Store
-    from cnnlab.training import Normalize, predict
-
-    cfg, model = logged_model(Store(uri), run.run_id)
-    splits = load_splits(cfg, data_dir)
-    classes = len(splits.class_names)
-    predicted = predict(model, splits.test_x, Normalize(splits.mean, splits.std))
-    matrix = torch.zeros(classes, classes, dtype=torch.long)
-    matrix.index_put_((splits.test_y, predicted), torch.ones_like(predicted), accumulate=True)
-    return matrix.tolist(), list(splits.class_names)
+def best_model_section(best: RunRecord, matrix, class_names) -> Section:
+    per_class = [
+        [name, f"{sum(row):,}", f"{100 * row[i] / max(1, sum(row)):.2f}%"]
+        for i, (name, row) in enumerate(zip(class_names, matrix))
+    ]
+    return Section("Best model").add(
+        f"Run **{best.name}** of experiment `{best.experiment}` (`{best.run_id}`), chosen on "
+        f"validation accuracy across the experiments; its tested weights ({tested_epoch(best)} "
+        "epoch) evaluated on the test set.",
+        Figure("best-confusion.svg", confusion_svg(matrix, class_names), "test confusion matrix"),
+        Table(["class", "test images", "accuracy"], per_class),
+    )

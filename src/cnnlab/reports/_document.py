@@ -41,17 +41,29 @@ class Document:
     sections: list[Section] = field(default_factory=list)
 
 
-def write(doc: Document, out: Path) -> list[Path]:
-    """Writes report.md, report.html and every figure's SVG into `out`; returns the paths."""
+@dataclass
+class Written:
+    """The files a report was written to; iterating gives every one (figures first)."""
+
+    markdown: Path
+    html: Path
+    figures: list[Path]
+
+    def __iter__(self):
+        return iter([*self.figures, self.markdown, self.html])
+
+
+def write(doc: Document, out: Path) -> Written:
+    """Writes report.md, report.html and every figure's SVG into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for section in doc.sections:
-        for block in section.blocks:
-            if isinstance(block, Figure):
-                written.append(_write_text(out / block.file, block.svg))
-    written.append(_write_text(out / "report.md", to_markdown(doc)))
-    written.append(_write_text(out / "report.html", to_html(doc)))
-    return written
+    figures = [
+        _write_text(out / block.file, block.svg)
+        for section in doc.sections
+        for block in section.blocks
+        if isinstance(block, Figure)
+    ]
+    markdown = _write_text(out / "report.md", to_markdown(doc))
+    return Written(markdown, _write_text(out / "report.html", to_html(doc)), figures)
 
 
 def _write_text(path: Path, text: str) -> Path:

@@ -19,16 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from cnnlab.reports._collect import (
-    ADDED_TAG,
-    EDITED_TAG,
-    FROZEN_TAG,
-    LOOKS_TAG,
-    SEED_TAG,
-    ExperimentRecord,
-    RunRecord,
-    selection,
-)
+from cnnlab.reports._collect import ExperimentRecord, RunRecord, selection
 from cnnlab.reports._document import Section, Table
 from cnnlab.reports._evidence import (
     DIRECTIONS,
@@ -42,6 +33,18 @@ from cnnlab.reports._evidence import (
 )
 from cnnlab.reports._stats import LEVEL
 from cnnlab.reports._verdicts import QUICK_VERDICT, Lookup, is_quick, target_variant
+from cnnlab.tracking.tags import (
+    ADDED_TAG,
+    EDITED_TAG,
+    EXPECT_TAG,
+    FROZEN_TAG,
+    HYPOTHESIS_TAG,
+    LOOKS_TAG,
+    SEED_TAG,
+    ExpectPart,
+    Reference,
+    parse_expect,
+)
 
 POWER = 0.8  # the chance of deciding that the seeds-needed figure is for
 SEEDS_CAP = 200  # beyond this many seeds per arm the figure says "or more"
@@ -86,22 +89,14 @@ class Judged:
     experiment: str = ""  # the step's experiment
 
 
-def expectation_parts(text: str | None) -> list[dict] | None:
-    """The stored `cnnlab.expect`: a list of parts (one dict in studies recorded earlier)."""
-    found = json.loads(text or "null")
-    if found is None:
-        return None
-    return found if isinstance(found, list) else [found]
-
-
 def judge_hypotheses(records: list[ExperimentRecord], lookup: Lookup) -> list[Judged]:
-    judged = [_judged(r, lookup) for r in records if r.tags.get("cnnlab.hypothesis")]
+    judged = [_judged(r, lookup) for r in records if r.tags.get(HYPOTHESIS_TAG)]
     return _with_holm(judged)
 
 
 def _judged(record: ExperimentRecord, lookup: Lookup) -> Judged:
-    step, text = record.name.rsplit("/", 1)[-1], record.tags["cnnlab.hypothesis"]
-    specs = expectation_parts(record.tags.get("cnnlab.expect"))
+    step, text = record.name.rsplit("/", 1)[-1], record.tags[HYPOTHESIS_TAG]
+    specs = parse_expect(record.tags.get(EXPECT_TAG))
     edited = _edited(record, text, specs)
     looks = planned_looks(record)
     if specs is None:
@@ -128,21 +123,21 @@ def planned_looks(record: ExperimentRecord) -> int:
     return max(1, int(plan.get("looks", 1)))
 
 
-def _part(record: ExperimentRecord, spec: dict, lookup: Lookup, level: float) -> Part:
+def _part(record: ExperimentRecord, spec: ExpectPart, lookup: Lookup, level: float) -> Part:
     claim = _claim(spec)
     groups = group_variants(record.trained)
-    name = spec.get("variant") or selected_variant(groups, selection(record))
-    reference = target_variant(spec["reference"], lookup)
+    name = spec.variant or selected_variant(groups, selection(record))
+    reference = None if spec.reference is None else target_variant(spec.reference, lookup)
     if name not in groups or reference is None:
         return Part(claim, "-", "inconclusive (no finished runs to compare)", None, "")
     arms = (_arm(record.name, name, groups[name]), _arm(reference[0].name, *reference[1:]))
-    same_step = spec["reference"].get("experiment") == record.name
+    same_step = spec.reference is not None and spec.reference.experiment == record.name
     step_runs = record.trained if same_step else None
-    diff = compare(groups[name], reference[2], spec["metric"], step_runs, level=level)
+    diff = compare(groups[name], reference[2], spec.metric, step_runs, level=level)
     measured = f"{name}: {diff.text()} (n={diff.subject.n} vs {diff.reference.n})"
     if is_quick(record):
         return Part(claim, measured, QUICK_VERDICT, None, "", arms)
-    direction, margin = spec["direction"], spec.get("min_difference", 0.0)
+    direction, margin = spec.direction, spec.min_difference
     verdict = judge(diff, direction, margin)
     needed = ""
     if verdict.startswith("inconclusive"):
@@ -174,12 +169,12 @@ def _with_holm(judged: list[Judged]) -> list[Judged]:
     return out
 
 
-def _edited(record: ExperimentRecord, text: str, specs: list[dict] | None) -> str | None:
+def _edited(record: ExperimentRecord, text: str, specs: list[ExpectPart] | None) -> str | None:
     frozen = json.loads(record.tags.get(FROZEN_TAG, "null"))
     edited_at = record.tags.get(EDITED_TAG)
     if not frozen or not edited_at:
         return None
-    before = expectation_parts(json.dumps(frozen.get("expect")))
+    before = parse_expect(json.dumps(frozen.get("expect")))
     if frozen.get("hypothesis") == text and before == specs:
         return None
     return (
@@ -260,14 +255,14 @@ def _with_needed(part: Part) -> str:
     return f"{part.verdict}; {part.needed}" if part.needed else part.verdict
 
 
-def _claim(spec: dict) -> str:
-    subject = spec.get("variant") or "the selected variant"
-    ref = spec["reference"]
-    ref_text = f"{ref['experiment'].rsplit('/', 1)[-1]}: {ref.get('variant') or 'selected'}"
-    margin = spec.get("min_difference", 0.0)
-    scale = 100 if spec["metric"].endswith("accuracy") else 1
+def _claim(spec: ExpectPart) -> str:
+    subject = spec.variant or "the selected variant"
+    ref = spec.reference or Reference("?")
+    ref_text = f"{ref.experiment.rsplit('/', 1)[-1]}: {ref.variant or 'selected'}"
+    margin = spec.min_difference
+    scale = 100 if spec.metric.endswith("accuracy") else 1
     unit = " pts" if scale == 100 else ""
     return (
-        f"{subject} vs {ref_text}, {spec['metric']}: "
-        f"{DIRECTIONS[spec['direction']]} (margin {margin * scale:g}{unit})"
+        f"{subject} vs {ref_text}, {spec.metric}: "
+        f"{DIRECTIONS[spec.direction]} (margin {margin * scale:g}{unit})"
     )

@@ -21,14 +21,16 @@ from cnnlab.reports._collect import (
     selection,
     tested_epoch,
 )
-from cnnlab.reports._document import Document, Figure, Section, Table, write
+from cnnlab.reports._confusion import best_model_section
+from cnnlab.reports._document import Document, Figure, Section, Table, Written, write
 from cnnlab.reports._evidence import Band, group_variants, selected_variant
 from cnnlab.reports._hypotheses import Judged, hypotheses_section, judge_hypotheses
-from cnnlab.reports._plots import confusion_svg, curves_svg, trials_svg
+from cnnlab.reports._plots import curves_svg, trials_svg
 from cnnlab.reports._search_findings import search_findings
 from cnnlab.reports._verdicts import is_quick, variants_table
+from cnnlab.tracking.tags import DESCRIPTION_TAG, HYPOTHESIS_TAG
+from cnnlab.tracking.tags import PUBLISHED_PREFIX as PUBLISHED  # the study's figures per step
 
-PUBLISHED = "cnnlab.published."  # experiment tags holding the study's own figures for a step
 SELECTION_NOTE = (
     "Model selection here uses the validation split held out of the training set "
     "(`data.val_fraction`), and the test set is evaluated once per run, never tuned on. A run "
@@ -49,12 +51,12 @@ def write_report(
     out: Path,
     confusion=None,
     advice=None,
-) -> list[Path]:
+) -> Written:
     """Collects the experiments and writes report.md, report.html and SVGs into `out`.
 
-    `confusion(run) -> (matrix, class_names)` evaluates a run's logged model on the test set;
-    without it the report has no confusion matrix. `advice(experiment names) -> Section` gives
-    the "What to try next" section (cnnlab.advisor, which reads the runs through this package).
+    `confusion(run) -> (matrix, class_names) | None` gives the best run's test confusion matrix
+    (none without it); `advice(experiment names) -> Section` the "What to try next" section
+    (cnnlab.advisor, which reads the runs through this package).
     """
     records = collect(uri, experiments)
     lookup = _lookup(uri, records)
@@ -73,8 +75,9 @@ def write_report(
         doc.sections.append(_experiment_section(index, record, lookup))
     # Across steps, on a measure every variant computes alike (label smoothing raises a loss).
     best = best_run([r for e in records for r in e.trained], STUDY_SELECTION)
-    if best is not None and confusion is not None:
-        doc.sections.append(_best_model_section(best, *confusion(best)))
+    matrix = confusion(best) if best is not None and confusion is not None else None
+    if matrix is not None:  # None: a run that recorded no matrix
+        doc.sections.append(best_model_section(best, *matrix))
     return write(doc, out)
 
 
@@ -200,10 +203,10 @@ def _published(record: ExperimentRecord) -> dict[str, str]:
 def _experiment_section(index: int, record: ExperimentRecord, lookup) -> Section:
     section = Section(f"{index}. {record.name}")
     runs = record.trained
-    if record.tags.get("cnnlab.description"):
-        section.add(record.tags["cnnlab.description"])
-    if record.tags.get("cnnlab.hypothesis"):
-        section.add(f"Hypothesis: *{record.tags['cnnlab.hypothesis']}*")
+    if record.tags.get(DESCRIPTION_TAG):
+        section.add(record.tags[DESCRIPTION_TAG])
+    if record.tags.get(HYPOTHESIS_TAG):
+        section.add(f"Hypothesis: *{record.tags[HYPOTHESIS_TAG]}*")
     if not runs:
         return section.add("No finished training runs in this experiment.")
     trials = [r for r in runs if r.parent_id]
@@ -313,20 +316,6 @@ def _runs_table(runs, differ, labels) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return headers, rows
-
-
-def _best_model_section(best: RunRecord, matrix, class_names) -> Section:
-    per_class = [
-        [name, _int(sum(row)), _pct(row[i] / max(1, sum(row)))]
-        for i, (name, row) in enumerate(zip(class_names, matrix))
-    ]
-    return Section("Best model").add(
-        f"Run **{best.name}** of experiment `{best.experiment}` (`{best.run_id}`), chosen on "
-        f"validation accuracy across the experiments; its tested weights ({tested_epoch(best)} "
-        "epoch) evaluated on the test set.",
-        Figure("best-confusion.svg", confusion_svg(matrix, class_names), "test confusion matrix"),
-        Table(["class", "test images", "accuracy"], per_class),
-    )
 
 
 def _last(run: RunRecord, key: str):

@@ -21,10 +21,9 @@ from typing import Any
 
 from cnnlab.reports._collect import ExperimentRecord, RunRecord
 from cnnlab.reports._document import Figure, Table
-from cnnlab.search import INVALID_ARCHITECTURE
-from cnnlab.search._layout import TRIAL_TAG
-from cnnlab.search._layout import param_text as recorded_text  # as a trial's params are written
-from cnnlab.search._space import Dimension, Space, dimensions_from_dict
+from cnnlab.search import INVALID_ARCHITECTURE, Dimension, Space, dimensions_from_dict
+from cnnlab.tracking import param_text as recorded_text  # as a trial's params are written
+from cnnlab.tracking.tags import FAIL_REASON_TAG, PRUNED_TAG, TRIAL_TAG
 
 SEED = 0  # of fANOVA's random forest
 # Optuna's state of a sample that is not a COMPLETE trial (a trained one lacks its objective).
@@ -74,11 +73,11 @@ def _space(parent: RunRecord) -> Space:
 
 
 def _outcome(run: RunRecord) -> str:
-    if run.tags.get("cnnlab.fail_reason") == INVALID_ARCHITECTURE:
+    if run.tags.get(FAIL_REASON_TAG) == INVALID_ARCHITECTURE:
         return "refused"
     if run.status not in ("FINISHED", "FAILED"):  # interrupted or superseded: drawn again
         return "unfinished"
-    if run.tags.get("cnnlab.pruned") == "true":
+    if run.tags.get(PRUNED_TAG) == "true":
         return "pruned"
     return "trained" if run.status == "FINISHED" else "failed"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from cnnlab.reports._collect import SEED_TAG, ExperimentRecord, RunRecord, selection
+from cnnlab.reports._collect import ExperimentRecord, RunRecord, selection
 from cnnlab.reports._document import Table
 from cnnlab.reports._evidence import (
     Band,
@@ -18,6 +18,7 @@ from cnnlab.reports._evidence import (
     group_variants,
     selected_variant,
 )
+from cnnlab.tracking.tags import QUICK_TAG, REFERENCE_TAG, SEED_TAG, Reference
 
 COMPARED = "test_accuracy"  # what each variant's row compares with the step's reference
 QUICK_VERDICT = "not judged: quick runs are too short to test the study's claims"
@@ -25,10 +26,10 @@ Lookup = Callable[[str], ExperimentRecord | None]  # experiment name -> its reco
 
 
 def is_quick(record: ExperimentRecord) -> bool:
-    return record.tags.get("cnnlab.quick") == "true"
+    return record.tags.get(QUICK_TAG) == "true"
 
 
-def target_runs(target: dict, lookup: Lookup) -> tuple[str, list[RunRecord]] | None:
+def target_runs(target: Reference, lookup: Lookup) -> tuple[str, list[RunRecord]] | None:
     """A stored reference {experiment, variant} -> (a label, its runs); None when not found."""
     found = target_variant(target, lookup)
     if found is None:
@@ -38,15 +39,15 @@ def target_runs(target: dict, lookup: Lookup) -> tuple[str, list[RunRecord]] | N
 
 
 def target_variant(
-    target: dict, lookup: Lookup
+    target: Reference, lookup: Lookup
 ) -> tuple[ExperimentRecord, str, list[RunRecord]] | None:
     """A stored reference -> (its step's record, the variant's name, its runs); None when not
     found. A reference without a variant is the step's selected variant."""
-    record = lookup(target.get("experiment") or "")
+    record = lookup(target.experiment)
     if record is None:
         return None
     groups = group_variants(record.trained)
-    variant = target.get("variant") or selected_variant(groups, selection(record))
+    variant = target.variant or selected_variant(groups, selection(record))
     if variant not in groups:
         return None
     return record, variant, groups[variant]
@@ -82,8 +83,8 @@ def variants_table(record: ExperimentRecord, lookup: Lookup) -> tuple[Table, str
 
 
 def _reference(record: ExperimentRecord, lookup: Lookup) -> tuple[str, list[RunRecord]] | None:
-    text = record.tags.get("cnnlab.reference")
-    return target_runs(json.loads(text), lookup) if text else None
+    text = record.tags.get(REFERENCE_TAG)
+    return target_runs(Reference.from_dict(json.loads(text)), lookup) if text else None
 
 
 def _reference_sentence(reference, groups: dict[str, list[RunRecord]], select: str) -> str:

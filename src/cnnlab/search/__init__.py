@@ -9,6 +9,7 @@ The engines observe training through callbacks only; the loop never imports them
 """
 
 from cnnlab.search._check import SpaceReport, check_space
+from cnnlab.search._entry import run_search
 from cnnlab.search._objective import trial_config
 from cnnlab.search._records import (
     FAIL_REASONS,
@@ -18,9 +19,16 @@ from cnnlab.search._records import (
     describe_record,
     format_table,
 )
-from cnnlab.search._search import SearchResult, prepare, run_search
+from cnnlab.search._search import SearchResult, prepare
 from cnnlab.search._shared import StorageUnavailable
-from cnnlab.search._space import DISTRIBUTIONS, Dimension, parse_space
+from cnnlab.search._space import (
+    DISTRIBUTIONS,
+    Dimension,
+    Space,
+    dimensions_from_dict,
+    flat_keys,
+    parse_space,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -28,12 +36,15 @@ __all__ = [
     "INVALID_ARCHITECTURE",
     "Dimension",
     "SearchResult",
+    "Space",
     "SpaceReport",
     "StorageUnavailable",
     "TrialRecord",
     "check_space",
     "counts_as_trial",
     "describe_record",
+    "dimensions_from_dict",
+    "flat_keys",
     "format_table",
     "parse_space",
     "prepare",

@@ -48,7 +48,8 @@ def hyperopt_space(space: Space) -> dict[str, Any]:
 
 
 class HyperoptEngine:
-    def __init__(self, space: Space, cfg: SearchConfig, state_path: Path):
+    def __init__(self, space: Space, cfg: SearchConfig, state_path: Path, epochs: int = 0):
+        del epochs  # the Engine signature: a pruner's budget, and Hyperopt cannot prune
         from hyperopt import Trials, rand, tpe
 
         self.space = space

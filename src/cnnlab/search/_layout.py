@@ -17,18 +17,26 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.search._records import TrialRecord, best_of, counts
-from cnnlab.tracking import Store
-from cnnlab.tracking._adapter import param_text
-from cnnlab.tracking._store import run_tags
-
-SEARCH_ID_TAG = "cnnlab.search_id"
-TRIAL_TAG = "cnnlab.trial"
+from cnnlab.tracking import Store, param_text, run_tags
+from cnnlab.tracking.tags import (
+    ERROR_TAG,
+    FAIL_REASON_TAG,
+    INTERRUPTED_TAG,
+    OVERRIDES_TAG,
+    PRUNED_TAG,
+    RUN_KIND_TAG,
+    SEARCH_ID_TAG,
+    STOP_REASON_TAG,
+    SUPERSEDED_TAG,
+    TRIAL_TAG,
+    WORKER_LOST_TAG,
+)
 
 
 class SearchLayout:
     def __init__(self, uri: str, experiment: str, search_id: str):
         self.store = Store(uri)
-        self.experiment_id = self.store.experiment_id(experiment)
+        self.experiment_id = self.store.ensure_experiment(experiment)
         self.search_id = search_id
         self.parent_id: str | None = None
 
@@ -59,7 +67,7 @@ class SearchLayout:
     def create_parent(
         self, run_name: str, params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str]
     ) -> str:
-        tags = run_tags(None, {**tags, SEARCH_ID_TAG: self.search_id, "cnnlab.run_kind": "search"})
+        tags = run_tags(None, {**tags, SEARCH_ID_TAG: self.search_id, RUN_KIND_TAG: "search"})
         run_id = self.store.create_run(self.experiment_id, run_name, tags).info.run_id
         self.store.log_params(run_id, params)
         self.store.log_texts(run_id, artifacts)
@@ -104,7 +112,7 @@ class SearchLayout:
         if self.parent_id is None:
             return
         if error:
-            self.store.set_tags(self.parent_id, {"cnnlab.error": error[:5000]})
+            self.store.set_tags(self.parent_id, {ERROR_TAG: error[:5000]})
         self.store.terminate(self.parent_id, status)
 
     # ------------------------------------------------------------ children
@@ -112,9 +120,9 @@ class SearchLayout:
     def child_tags(self, number: int, overrides: list[str]) -> dict[str, str]:
         return {
             SEARCH_ID_TAG: self.search_id,
-            "cnnlab.run_kind": "trial",
+            RUN_KIND_TAG: "trial",
             TRIAL_TAG: str(number),
-            "cnnlab.overrides": " ".join(f"--set {o}" for o in overrides)[:5000],
+            OVERRIDES_TAG: " ".join(f"--set {o}" for o in overrides)[:5000],
         }
 
     def failed_child(
@@ -123,8 +131,8 @@ class SearchLayout:
         """A trial refused before training: a FAILED child run, in milliseconds."""
         tags = {
             **self.child_tags(number, overrides),
-            "cnnlab.fail_reason": reason,
-            "cnnlab.error": error[:5000],
+            FAIL_REASON_TAG: reason,
+            ERROR_TAG: error[:5000],
         }
         name = f"trial-{number:03d}"
         run_id = self.store.create_run(self.experiment_id, name, tags, self.parent_id).info.run_id
@@ -150,16 +158,16 @@ class SearchLayout:
             for r in runs
             if r.data.tags.get("mlflow.parentRunId") == self.parent_id
             and r.info.status == "KILLED"
-            and "cnnlab.superseded" not in r.data.tags
+            and SUPERSEDED_TAG not in r.data.tags
         ]
         return runs[0].info.run_id if runs else None
 
     def mark_failed(self, run_id: str, reason: str, error: str) -> None:
-        self.store.set_tags(run_id, {"cnnlab.fail_reason": reason, "cnnlab.error": error[:5000]})
+        self.store.set_tags(run_id, {FAIL_REASON_TAG: reason, ERROR_TAG: error[:5000]})
         self.store.terminate(run_id, "FAILED")
 
     def mark_pruned(self, run_id: str, reason: str) -> None:
-        self.store.set_tags(run_id, {"cnnlab.pruned": "true", "cnnlab.stop_reason": reason})
+        self.store.set_tags(run_id, {PRUNED_TAG: "true", STOP_REASON_TAG: reason})
 
     def close_stale(self, done: int) -> int:
         """Ends what a killed process left: RUNNING children, and children of trials the engine
@@ -170,9 +178,9 @@ class SearchLayout:
         for run in self._runs(f"tags.`mlflow.parentRunId` = '{self.parent_id}'"):
             number = int(run.data.tags.get(TRIAL_TAG, -1))
             if run.info.status == "RUNNING":
-                self.store.set_tags(run.info.run_id, {"cnnlab.interrupted": "true"})
+                self.store.set_tags(run.info.run_id, {INTERRUPTED_TAG: "true"})
             elif number >= done and run.info.status != "KILLED":
-                self.store.set_tags(run.info.run_id, {"cnnlab.superseded": "true"})
+                self.store.set_tags(run.info.run_id, {SUPERSEDED_TAG: "true"})
             else:
                 continue
             self.store.terminate(run.info.run_id, "KILLED")
@@ -191,14 +199,14 @@ class SearchLayout:
         return closed
 
     def mark_lost(self, run_id: str) -> None:
-        self.store.set_tags(run_id, {"cnnlab.interrupted": "true", "cnnlab.worker_lost": "true"})
+        self.store.set_tags(run_id, {INTERRUPTED_TAG: "true", WORKER_LOST_TAG: "true"})
         self.store.terminate(run_id, "KILLED")
 
     # ------------------------------------------------------------ helpers
 
     def _runs(self, filter_string: str, kind: str | None = None) -> list:
         if kind:
-            filter_string += f" and tags.`cnnlab.run_kind` = '{kind}'"
+            filter_string += f" and tags.`{RUN_KIND_TAG}` = '{kind}'"
         return self.store.search_runs(
             [self.experiment_id], filter_string, ["attributes.start_time DESC"], max_results=10000
         )

@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from cnnlab.config import Config, ConfigError, from_dict, to_dict
-from cnnlab.data import InfoCache, Splits
+from cnnlab.data import InfoCache, Splits, load_splits
 from cnnlab.models import ArchitectureError, check_architecture
-from cnnlab.runner import load_splits, resume_or_train, train_run
+from cnnlab.runs import resume_or_train, train_run
 from cnnlab.search._layout import SearchLayout
 from cnnlab.search._records import INVALID_ARCHITECTURE, TrialRecord
 from cnnlab.search._space import apply_to_resolved, overrides

@@ -1,6 +1,6 @@
 """`tune --jobs N`: N worker processes on one Optuna study in a journal file beside the store.
 
-    result = run_parallel(cfg, jobs=4)   # the same SearchResult as run_search's
+    result = run_parallel(cfg, jobs=4)   # the same SearchResult as run_one's
 
 A search given `search.storage` is shared already; one without gets a journal file in its state
 folder (`<id>.jobs.journal`), so rerunning with --jobs resumes it. The workers are the shared
@@ -15,7 +15,10 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from cnnlab._pool import WorkerPool, emit
 from cnnlab.config import Config, ConfigError
+from cnnlab.search._search import prepare, run_one, search_id, state_path
+from cnnlab.tracking import Store, resolve_uri
 
 
 def run_parallel(
@@ -28,10 +31,6 @@ def run_parallel(
 ):
     """Runs cfg's search with `jobs` trials at once; returns the SearchResult with every trial.
     `on_trial` is called here, in this process, with each trial's record as a worker ends it."""
-    from cnnlab._pool import WorkerPool
-    from cnnlab.search._search import prepare
-    from cnnlab.tracking import Store, resolve_uri
-
     if cfg.search.engine != "optuna":
         raise ConfigError(
             f'tune --jobs {jobs}: trials at once need search.engine = "optuna", '
@@ -41,7 +40,7 @@ def run_parallel(
     prepare(cfg)  # bad input stops here, before any process or run exists
     # The store and experiment made here, once: workers creating a new SQLite store at the
     # same moment would race through its schema migrations.
-    Store(resolve_uri(cfg.tracking, tracking_uri)).experiment_id(cfg.tracking.experiment)
+    Store(resolve_uri(cfg.tracking, tracking_uri)).ensure_experiment(cfg.tracking.experiment)
     with WorkerPool(jobs) as pool:
         items = [(cfg, tracking_uri, data_dir)] * jobs
         results = [r for _, r in pool.run(_worker, items, on_event=on_trial)]
@@ -51,9 +50,6 @@ def run_parallel(
 def _with_storage(cfg: Config, tracking_uri: str | None) -> Config:
     if cfg.search.storage:
         return cfg
-    from cnnlab.search._search import search_id, state_path
-    from cnnlab.tracking import resolve_uri
-
     uri = resolve_uri(cfg.tracking, tracking_uri)
     sid = search_id(cfg)  # the storage is no part of the id: the same search either way
     journal = state_path(cfg, uri, sid).with_name(f"{sid}.jobs.journal")
@@ -63,7 +59,4 @@ def _with_storage(cfg: Config, tracking_uri: str | None) -> Config:
 
 
 def _worker(cfg: Config, tracking_uri: str | None, data_dir: str | None):
-    from cnnlab._pool import emit
-    from cnnlab.search._search import run_search
-
-    return run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=emit)
+    return run_one(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=emit)

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.config import Config, ConfigError, SearchConfig, to_dict, to_toml
-from cnnlab.runner import load_splits
+from cnnlab.data import load_splits
 from cnnlab.search._check import require_some_valid
-from cnnlab.search._hyperopt import HyperoptEngine
+from cnnlab.search._engines import make_engine
 from cnnlab.search._layout import SearchLayout
 from cnnlab.search._objective import Objective, trial_config
-from cnnlab.search._optuna import OptunaEngine
 from cnnlab.search._records import TrialRecord, best_of, counts, counts_as_trial
 from cnnlab.search._shared import SCHEMES, SharedStudy, open_storage
 from cnnlab.search._space import Space, parse_space, space_to_dict
 from cnnlab.tracking import resolve_uri, shown, store_file
+from cnnlab.tracking.tags import SEARCH_STATE_TAG, TRIALS_REQUESTED_TAG
 
 # Settings that may change between a search and its resumption without making it another one.
 _NOT_IDENTITY = ("trials", "timeout", "state_dir", "storage", "heartbeat", "register")
@@ -123,22 +123,15 @@ def state_path(cfg: Config, uri: str, sid: str) -> Path:
     return folder.resolve() / f"{sid}.{suffix}"
 
 
-def run_search(
+def run_one(
     cfg: Config,
     *,
     tracking_uri: str | None = None,
     data_dir: str | None = None,
     on_trial: Callable[[TrialRecord], None] | None = None,
-    jobs: int = 1,
 ) -> SearchResult:
-    """Runs (or resumes) cfg's search, `jobs` trials at once (search._parallel);
-    KeyboardInterrupt ends the parent KILLED and re-raises."""
-    if jobs > 1:
-        from cnnlab.search._parallel import run_parallel
-
-        return run_parallel(
-            cfg, jobs, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial
-        )
+    """Runs (or resumes) cfg's search in this process, one trial at a time, or as one worker
+    of its shared study; KeyboardInterrupt ends the parent KILLED and re-raises."""
     space = prepare(cfg)
     if cfg.search.storage:
         return _run_shared(cfg, space, tracking_uri, data_dir, on_trial)
@@ -146,7 +139,7 @@ def run_search(
     uri = resolve_uri(cfg.tracking, tracking_uri)
     sid = search_id(cfg)
     path = state_path(cfg, uri, sid)
-    engine = _engine(cfg, space, path)
+    engine = make_engine(space, cfg.search, path, cfg.train.epochs)
     records = engine.records()
     layout = SearchLayout(uri, cfg.tracking.experiment, sid)
     try:
@@ -164,21 +157,7 @@ def run_search(
     except BaseException as exc:
         layout.end_parent("FAILED", f"{type(exc).__name__}: {exc}")
         raise
-    return SearchResult(
-        sid,
-        layout.parent_id,
-        resumed,
-        cfg.search.engine,
-        cfg.search.objective,
-        engine_maximizes(cfg.search),
-        cfg.search.trials,
-        records,
-        best_of(records, engine_maximizes(cfg.search)),
-        best_path,
-        path,
-        uri,
-        timed_out,
-    )
+    return _result(cfg, sid, layout.parent_id, resumed, records, best_path, path, uri, timed_out)
 
 
 def _run_shared(cfg: Config, space: Space, tracking_uri, data_dir, on_trial) -> SearchResult:
@@ -210,10 +189,16 @@ def _run_shared(cfg: Config, space: Space, tracking_uri, data_dir, on_trial) -> 
         if shared.study is not None and not shared.others_running():
             layout.end_parent("FAILED", f"{type(exc).__name__}: {exc}")
         raise
-    s = cfg.search
+    args = (sid, layout.parent_id, resumed, records, best_path, path, uri, timed_out)
+    return _result(cfg, *args, s.storage, study)
+
+
+def _result(cfg: Config, sid, parent_id, resumed, records, best, path, uri, timed_out, *shared):
+    """The SearchResult of either ending, local or one worker's of a shared study."""
+    s, maximize = cfg.search, engine_maximizes(cfg.search)
     return SearchResult(
         sid,
-        layout.parent_id,
+        parent_id,
         resumed,
         s.engine,
         s.objective,
@@ -221,12 +206,11 @@ def _run_shared(cfg: Config, space: Space, tracking_uri, data_dir, on_trial) -> 
         s.trials,
         records,
         best_of(records, maximize),
-        best_path,
+        best,
         path,
         uri,
         timed_out,
-        s.storage,
-        study,
+        *shared,
     )
 
 
@@ -246,12 +230,6 @@ def _check_storage(s: SearchConfig) -> None:
 
 def engine_maximizes(search: SearchConfig) -> bool:
     return search.objective == "val_accuracy"
-
-
-def _engine(cfg: Config, space: Space, path: Path):
-    if cfg.search.engine == "optuna":
-        return OptunaEngine(space, cfg.search, path, cfg.train.epochs)
-    return HyperoptEngine(space, cfg.search, path)
 
 
 _DRAWS_PER_TRIAL = 50  # count_invalid = false: most samples drawn per counted trial
@@ -290,7 +268,7 @@ def _parent_run(cfg: Config, space: Space, sid: str, path: Path):
         "search.space": json.dumps(space_to_dict(space)),
     }
     state = f"{shown(s.storage)} study {s.study}" if s.storage else str(path)
-    tags = {"cnnlab.trials_requested": str(s.trials), "cnnlab.search_state": state}
+    tags = {TRIALS_REQUESTED_TAG: str(s.trials), SEARCH_STATE_TAG: state}
     name = cfg.tracking.run_name or f"search-{s.name or sid[:8]}"
     return name, params, tags, {"config.toml": to_toml(cfg)}
 

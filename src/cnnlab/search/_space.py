@@ -87,19 +87,19 @@ def parse_space(table: dict[str, Any], base: dict[str, Any]) -> Space:
             'search.space: empty; add e.g. "model.filters" = '
             '{ dist = "quniform", low = 16, high = 128, q = 8, int = true }'
         )
-    space = [_dimension(key, spec) for key, spec in _flat_keys(table).items()]
+    space = [_dimension(key, spec) for key, spec in flat_keys(table).items()]
     for dim in space:
         _check_key(dim, base)
     return space
 
 
-def _flat_keys(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_keys(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Accepts `"model.filters" = {...}` and also unquoted `model.filters = {...}` (nested)."""
     out: dict[str, Any] = {}
     for key, spec in table.items():
         name = f"{prefix}{key}"
         if isinstance(spec, dict) and "dist" not in spec and name.count(".") == 0:
-            out.update(_flat_keys(spec, f"{name}."))
+            out.update(flat_keys(spec, f"{name}."))
         else:
             out[name] = spec
     return out

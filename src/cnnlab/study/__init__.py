@@ -16,15 +16,14 @@ from cnnlab.study._decide import (
 from cnnlab.study._run import Progress, StepResult, run_study
 from cnnlab.study._steps import (
     QUICK,
-    Expectation,
     Step,
-    Target,
     Variant,
     load_step,
     load_steps,
     parse_seeds,
     step_hash,
 )
+from cnnlab.study._targets import Expectation, Target
 
 __all__ = [
     "DEFAULT_MAX_SEEDS",

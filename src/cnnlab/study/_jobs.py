@@ -35,7 +35,8 @@ def train_one(
 ) -> Done:
     """One study run as `cnnlab train` makes it, with the step's tags; `cut`, a run of it cut
     short, goes on from its checkpoint when it has one."""
-    from cnnlab.runner import load_splits, resume_or_train
+    from cnnlab.data import load_splits
+    from cnnlab.runs import resume_or_train
     from cnnlab.training import TrainingDiverged
 
     key = json.dumps(vars(cfg.data), sort_keys=True)  # the split ignores train.seed

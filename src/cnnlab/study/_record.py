@@ -2,11 +2,11 @@
 
     describe(store, exp_id, step, prefix="experiments", digest=..., quick=False, seeds=...)
 
-Experiment tags written here (the names of the shared ones live in reports._collect):
+Experiment tags written here (their names, and the JSON of the parts, live in tracking.tags):
 
     cnnlab.description, cnnlab.hypothesis     the step file's text, as it is now
     cnnlab.reference                          JSON {"experiment", "variant"}
-    cnnlab.expect                             JSON list of parts: see expectation_json
+    cnnlab.expect                             JSON list of parts: see tags.ExpectPart
     cnnlab.frozen                             JSON {"hypothesis", "expect", "at"}: the
                                               hypothesis and parts as the step first ran
     cnnlab.edited_at                          "YYYY-MM-DD HH:MM" (UTC): when the hypothesis or
@@ -22,50 +22,51 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from cnnlab.reports._collect import (
+from cnnlab.study._steps import Step
+from cnnlab.study._targets import Expectation, Target
+from cnnlab.tracking import Store
+from cnnlab.tracking.tags import (
+    DESCRIPTION_TAG,
     EDITED_TAG,
+    EXPECT_TAG,
     FROZEN_TAG,
+    HYPOTHESIS_TAG,
+    PUBLISHED_PREFIX,
+    QUICK_TAG,
+    REFERENCE_TAG,
     SEEDS_TAG,
     SELECT_TAG,
     STEP_HASH_TAG,
+    ExpectPart,
+    Reference,
+    expect_json,
+    parse_expect,
 )
-from cnnlab.study._steps import Expectation, Step, Target
-from cnnlab.tracking import Store
 
-HYPOTHESIS, EXPECT = "cnnlab.hypothesis", "cnnlab.expect"
 # Experiment tags written from the step file (besides the published figures): what the step
 # no longer says is deleted, so the report never reads a stale one.
-_DESCRIBED = ("cnnlab.description", HYPOTHESIS, "cnnlab.reference", EXPECT)
+_DESCRIBED = (DESCRIPTION_TAG, HYPOTHESIS_TAG, REFERENCE_TAG, EXPECT_TAG)
 
 
-def target_json(target: Target, prefix: str) -> dict[str, str | None]:
+def target_reference(target: Target, prefix: str) -> Reference:
     """A comparison's target as stored: {"experiment": "<study>/<step>", "variant": name}
     (variant None: the step's selected variant)."""
-    return {"experiment": f"{prefix}/{target.step}", "variant": target.variant}
+    return Reference(f"{prefix}/{target.step}", target.variant)
 
 
-def expectation_json(parts: list[Expectation], prefix: str) -> list[dict[str, Any]]:
-    """The parts of a hypothesis as `cnnlab.expect` (and `cnnlab.frozen`'s "expect") hold them:
-
-        [{"metric": "test_accuracy",     # a name of reports.METRICS, or a logged metric's
-          "direction": "better",         # a key of reports.DIRECTIONS
-          "min_difference": 0.0,         # the margin, in the metric's units
-          "variant": "wide",             # the subject; null: the step's selected variant
-          "reference": {"experiment": "<study>/<step>", "variant": "narrow"},  # or null
-          "sense": null},                # "higher"/"lower" is better; null: METRICS knows
-         ...]
-
-    One element per part, in the step file's order; the hypothesis holds when every part does.
-    """
+def expect_parts(parts: list[Expectation], prefix: str) -> list[ExpectPart]:
+    """The parts of a hypothesis as `cnnlab.expect` (and `cnnlab.frozen`'s "expect") hold them
+    (tracking.tags.ExpectPart): one element per part, in the step file's order; the hypothesis
+    holds when every part does."""
     return [
-        {
-            "metric": e.metric,
-            "direction": e.direction,
-            "min_difference": e.min_difference,
-            "variant": e.variant,
-            "reference": target_json(e.reference, prefix),
-            "sense": e.sense,
-        }
+        ExpectPart(
+            e.metric,
+            e.direction,
+            e.min_difference,
+            e.variant,
+            target_reference(e.reference, prefix),
+            e.sense,
+        )
         for e in parts
     ]
 
@@ -81,22 +82,20 @@ def describe(
     seeds: dict[str, list[int]],
 ) -> None:
     """Stores what the report needs to know of the step in the experiment itself."""
-    from cnnlab.reports import PUBLISHED
-
-    tags: dict[str, str | None] = {f"{PUBLISHED}{k}": v for k, v in step.published.items()}
-    tags.update({STEP_HASH_TAG: digest, "cnnlab.quick": str(quick).lower()})
+    tags: dict[str, str | None] = {f"{PUBLISHED_PREFIX}{k}": v for k, v in step.published.items()}
+    tags.update({STEP_HASH_TAG: digest, QUICK_TAG: str(quick).lower()})
     if seeds:
         tags[SEEDS_TAG] = json.dumps(seeds)
     if step.description:
-        tags["cnnlab.description"] = step.description
+        tags[DESCRIPTION_TAG] = step.description
         tags["mlflow.note.content"] = step.description  # shown by the MLflow UI
     tags[SELECT_TAG] = step.select
     if step.hypothesis:
-        tags[HYPOTHESIS] = step.hypothesis
+        tags[HYPOTHESIS_TAG] = step.hypothesis
     if step.reference is not None:
-        tags["cnnlab.reference"] = json.dumps(target_json(step.reference, prefix))
+        tags[REFERENCE_TAG] = json.dumps(target_reference(step.reference, prefix).to_dict())
     if step.expect:
-        tags[EXPECT] = json.dumps(expectation_json(step.expect, prefix))
+        tags[EXPECT_TAG] = expect_json(expect_parts(step.expect, prefix))
     experiment = store.experiment(exp_id)
     existing = experiment.tags
     tags.update(_frozen(store, experiment, tags))
@@ -105,7 +104,7 @@ def describe(
             store.set_experiment_tag(exp_id, key, value)
     # What the step no longer says must not stay behind for the report to read.
     for key in existing:
-        dropped = key not in tags and key.startswith((PUBLISHED, *_DESCRIBED))
+        dropped = key not in tags and key.startswith((PUBLISHED_PREFIX, *_DESCRIBED))
         if dropped or (key in tags and tags[key] is None):
             store.delete_experiment_tag(exp_id, key)
 
@@ -113,7 +112,7 @@ def describe(
 def _frozen(store: Store, experiment, tags: dict[str, str | None]) -> dict[str, str | None]:
     """The frozen record's tags to set (a value) or drop (None)."""
     existing = experiment.tags
-    now = _claim(tags.get(HYPOTHESIS), tags.get(EXPECT))
+    now = _claim(tags.get(HYPOTHESIS_TAG), tags.get(EXPECT_TAG))
     frozen = json.loads(existing.get(FROZEN_TAG, "null"))
     if frozen is not None and _what(frozen) == now:
         return {EDITED_TAG: None}
@@ -123,13 +122,13 @@ def _frozen(store: Store, experiment, tags: dict[str, str | None]) -> dict[str, 
     out: dict[str, str | None] = {}
     if frozen is None:  # runs finished before expectations were frozen: the tags as they were
         created = experiment.creation_time
-        before = _claim(existing.get(HYPOTHESIS), existing.get(EXPECT))
+        before = _claim(existing.get(HYPOTHESIS_TAG), existing.get(EXPECT_TAG))
         frozen = {**before, "at": _stamp(created / 1000 if created else None)}
         out[FROZEN_TAG] = json.dumps(frozen)
         if _what(frozen) == now:
             return {**out, EDITED_TAG: None}
     # Edited after results: the record stays; the date moves only when the text does.
-    changed = any(existing.get(k) != tags.get(k) for k in (HYPOTHESIS, EXPECT))
+    changed = any(existing.get(k) != tags.get(k) for k in (HYPOTHESIS_TAG, EXPECT_TAG))
     edited = existing.get(EDITED_TAG)
     out[EDITED_TAG] = _stamp() if changed or not edited else edited
     return out
@@ -138,12 +137,9 @@ def _frozen(store: Store, experiment, tags: dict[str, str | None]) -> dict[str, 
 def _claim(hypothesis: str | None, expect: str | None) -> dict[str, Any]:
     """{"hypothesis": text, "expect": [parts] or None}; an expect stored before parts (one
     dict, no sense) in today's shape, so an unedited step compares equal."""
-    parts = json.loads(expect or "null")
-    if parts is not None:
-        parts = [
-            {**p, "sense": p.get("sense")} for p in (parts if isinstance(parts, list) else [parts])
-        ]
-    return {"hypothesis": hypothesis or "", "expect": parts}
+    parts = parse_expect(expect)
+    dicts = None if parts is None else [p.to_dict() for p in parts]
+    return {"hypothesis": hypothesis or "", "expect": dicts}
 
 
 def _what(frozen: dict[str, Any]) -> dict[str, Any]:

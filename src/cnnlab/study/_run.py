@@ -11,8 +11,6 @@ have no FINISHED run, continuing a run that was cut short from its checkpoint wh
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,22 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import Config
-from cnnlab.data import InfoCache
-from cnnlab.reports._collect import ADDED_TAG, LOOKS_TAG, SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
-from cnnlab.study._decide import (
-    DEFAULT_MAX_SEEDS,
-    Request,
-    Sequential,
-    added_entry,
-    until_decided,
-)
+from cnnlab.study._decide import DEFAULT_MAX_SEEDS
 from cnnlab.study._jobs import run_jobs
+from cnnlab.study._plan import Job, Plan, cut_runs, plan_step, runs_of
 from cnnlab.study._record import describe
-from cnnlab.study._steps import Step, Variant, load_steps, step_hash
+from cnnlab.study._rounds import add_rounds
+from cnnlab.study._steps import Step, load_steps
 from cnnlab.tracking import Store
-
-# Each dataset's size once per process, for the estimate of the time left.
-_INFOS = InfoCache()
+from cnnlab.tracking.tags import SEED_TAG, STEP_COMPLETE_TAG, STEP_HASH_TAG, VARIANT_TAG
 
 
 @dataclass
@@ -47,20 +37,11 @@ class StepResult:
     added_runs: int = 0  # runs of seeds added by --until-decided while a hypothesis was open
 
 
-@dataclass
-class _Job:
-    step: Step
-    variant: Variant
-    seed: int | None  # None: a tune step's search
-    images: int  # planned training images, for the estimate of the time left
-    name: str  # the run's name: the variant's, with its seed when it has several
-
-
 class Progress:
     """Counts finished runs and images; the time left assumes the rate of the work so far."""
 
-    def __init__(self, jobs: list[_Job], on_run: Callable[[int, int], None] | None = None):
-        self.runs_total = sum(_runs_of(j) for j in jobs)
+    def __init__(self, jobs: list[Job], on_run: Callable[[int, int], None] | None = None):
+        self.runs_total = sum(runs_of(j) for j in jobs)
         self.images_total = sum(j.images for j in jobs)
         self.runs = self.images = 0
         self.started = time.perf_counter()
@@ -119,7 +100,7 @@ def run_study(
             echo("until-decided: a quick study's verdicts are not judged, so no seeds are added")
         else:
             cap = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
-            _rounds(context, load_steps(folder, None), steps, cap, results)
+            add_rounds(context, load_steps(folder, None), steps, cap, results, _tune)
     return results, uri
 
 
@@ -139,7 +120,9 @@ class _Context:
 
     def run(self, steps: list[Step], tune) -> list[StepResult]:
         """One pass: each step's runs still to make, with one estimate of the time left."""
-        plans = {s.name: _plan(s, self.prefix, self.quick, self.seeds, self.store) for s in steps}
+        plans = {
+            s.name: plan_step(s, self.prefix, self.quick, self.seeds, self.store) for s in steps
+        }
         progress = Progress([j for plan in plans.values() for j in plan.jobs], self.on_run)
         trains = sum(len(p.jobs) for s, p in zip(steps, plans.values()) if s.kind == "train")
         jobs = self.jobs
@@ -155,70 +138,6 @@ class _Context:
         return results
 
 
-def _rounds(
-    context: _Context, every: list[Step], judged_steps: list[Step], cap: int, results
-) -> None:
-    """Seeds added to the variants open hypotheses compare, round by round (study._decide)."""
-    from cnnlab.reports import judge_experiments
-
-    by_experiment = {f"{context.prefix}/{s.name}": s for s in every}
-    plans = {}
-    for step in judged_steps:
-        if step.kind != "train" or not step.expect:
-            continue
-        experiment = f"{context.prefix}/{step.name}"
-        start = min(len(step.seed_list(v, context.seeds)) for v in step.variants)
-        plans[experiment] = _record_looks(context.store, experiment, Sequential(start, cap))
-    counts = {r.experiment: r for r in results}
-
-    def judge():
-        return judge_experiments(context.uri, list(plans))
-
-    def extend(requests: list[Request], number: int) -> int:
-        touched = []
-        for request in requests:
-            if request.experiment not in by_experiment:
-                continue  # a reference outside this study folder: nothing here can run it
-            exp_id = context.store.experiment_id(request.experiment)
-            entries = json.loads(context.store.experiment(exp_id).tags.get(ADDED_TAG, "[]"))
-            entries.append(added_entry(request, number))
-            context.store.set_experiment_tag(exp_id, ADDED_TAG, json.dumps(entries))
-            step = by_experiment[request.experiment]
-            if step not in touched:
-                touched.append(step)
-        made = 0
-        for r in context.run(sorted(touched, key=every.index), _tune):
-            made += r.runs
-            if r.experiment in counts:
-                counts[r.experiment].added_runs += r.runs
-        return made
-
-    until_decided(judge, extend, plans, _next_round(context.store, by_experiment), context.echo)
-
-
-def _record_looks(store: Store, experiment: str, plan: Sequential) -> Sequential:
-    """The step's planned looks, stored for the report; a plan recorded earlier with more
-    looks stands (looks already taken cannot be taken back)."""
-    exp_id = store.experiment_id(experiment)
-    before = json.loads(store.experiment(exp_id).tags.get(LOOKS_TAG, "null"))
-    if before is not None and before.get("looks", 1) >= plan.looks:
-        plan = Sequential(int(before.get("round", plan.start)), int(before["max_seeds"]))
-    else:
-        store.set_experiment_tag(exp_id, LOOKS_TAG, plan.tag())
-    return plan
-
-
-def _next_round(store: Store, experiments: dict[str, Step]) -> int:
-    """The round after the last one recorded in any step: an interrupted study goes on."""
-    last = 1
-    for name in experiments:
-        exp = store.find_experiment(name)
-        if exp is not None:
-            for entry in json.loads(exp.tags.get(ADDED_TAG, "[]")):
-                last = max(last, int(entry["round"]))
-    return last + 1
-
-
 @contextlib.contextmanager
 def _pool(jobs: int):
     """Worker processes for the train runs when more than one runs at once; else None."""
@@ -231,50 +150,6 @@ def _pool(jobs: int):
         yield pool
 
 
-@dataclass
-class _Plan:
-    jobs: list[_Job]  # what is still to run
-    digest: str  # the step's configs, hashed (its runs carry it)
-    complete: str  # the step's completion mark: its configs and its seeds, hashed
-    seeds: dict[str, list[int]]  # variant -> its seeds: the runs the report takes
-    skip: bool = False  # the store marks the step complete as it is now
-
-
-def _plan(step: Step, prefix: str, quick: bool, seeds, store: Store) -> _Plan:
-    experiment = f"{prefix}/{step.name}"
-    exp = store.find_experiment(experiment)
-    added = _added(exp.tags if exp is not None else {}, step)
-    pairs = [
-        (v, s)
-        for v in step.variants
-        for s in dict.fromkeys(step.seed_list(v, seeds) + added.get(v.name, []))
-    ]
-    digest = step_hash(step, quick)
-    complete = f"{digest}:{_seeds_key(pairs)}"
-    by_variant = {v.name: [s for w, s in pairs if w is v] for v in step.variants}
-    if exp is not None and exp.tags.get("cnnlab.step_complete") == complete:
-        return _Plan([], digest, complete, by_variant, skip=True)
-    if step.kind == "tune":
-        cfg = step.config(step.variants[0], quick)
-        images = cfg.search.trials * _images(cfg)
-        job = _Job(step, step.variants[0], None, images, step.name)
-        return _Plan([job], digest, complete, {})
-    done = _finished(store, exp, digest)
-    several = len(pairs) > len(step.variants)
-    jobs = [
-        _Job(
-            step,
-            v,
-            s,
-            _images(step.config(v, quick, s)),
-            f"{v.name} seed={s}" if several else v.name,
-        )
-        for v, s in pairs
-        if (v.name, s) not in done
-    ]
-    return _Plan(jobs, digest, complete, by_variant)
-
-
 class _Runner:
     def __init__(self, step: Step, context: _Context, progress: Progress, pool):
         self.s, self.prefix, self.quick, self.uri = step, context.prefix, context.quick, context.uri
@@ -283,9 +158,9 @@ class _Runner:
         self.pool = pool  # worker processes for the train runs, or None: runs here, in order
         self.experiment = f"{self.prefix}/{step.name}"
 
-    def step(self, plan: _Plan, tune) -> StepResult:
+    def step(self, plan: Plan, tune) -> StepResult:
         self.digest = plan.digest
-        exp_id = self.store.experiment_id(self.experiment)
+        exp_id = self.store.ensure_experiment(self.experiment)
         # Described again even when complete: a hypothesis or a reference edited after the
         # runs changes what the report says of them, not the runs (the frozen record keeps
         # what was expected before, and when it changed).
@@ -305,10 +180,10 @@ class _Runner:
         count = (
             self._search(plan.jobs[0], tune) if self.s.kind == "tune" else self._train(plan.jobs)
         )
-        self.store.set_experiment_tag(exp_id, "cnnlab.step_complete", plan.complete)
+        self.store.set_experiment_tag(exp_id, STEP_COMPLETE_TAG, plan.complete)
         return StepResult(self.s.name, self.experiment, False, count)
 
-    def _search(self, job: _Job, tune) -> int:
+    def _search(self, job: Job, tune) -> int:
         cfg = self.s.config(job.variant, self.quick)
         cfg.tracking.experiment = self.experiment
         per_trial = job.images // max(1, cfg.search.trials)
@@ -326,9 +201,9 @@ class _Runner:
         tune(cfg, tracking_uri=self.uri, data_dir=self.data_dir, on_trial=on_trial)
         return cfg.search.trials
 
-    def _train(self, jobs: list[_Job]) -> int:
+    def _train(self, jobs: list[Job]) -> int:
         items = []
-        cut = _cut(self.store, self.experiment, self.digest)
+        cut = cut_runs(self.store, self.experiment, self.digest)
         for job in jobs:
             cfg = self.s.config(job.variant, self.quick, job.seed)
             cfg.tracking.experiment, cfg.tracking.run_name = self.experiment, job.name
@@ -360,66 +235,6 @@ def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, on_trial) -> 
 
     result = run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial)
     register_best(result, cfg.search.register)  # a step's [search] register = "name"
-
-
-def _finished(store: Store, exp, digest: str) -> set[tuple[str, int | None]]:
-    if exp is None:
-        return set()
-    where = f"tags.`{STEP_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'"
-    runs = store.search_runs([exp.experiment_id], where, max_results=5000)
-    return {(r.data.tags.get(VARIANT_TAG), _int(r.data.tags.get(SEED_TAG))) for r in runs}
-
-
-def _cut(store: Store, experiment: str, digest: str) -> dict[tuple[str, int | None], str]:
-    """(variant, seed) -> the newest of its runs that a kill or an interrupt cut short (KILLED,
-    or RUNNING with its process gone): the rerun goes on from its checkpoint."""
-    exp = store.find_experiment(experiment)
-    if exp is None:
-        return {}
-    where = f"tags.`{STEP_HASH_TAG}` = '{digest}'"
-    runs = store.search_runs([exp.experiment_id], where, ["attributes.start_time DESC"])
-    found: dict[tuple[str, int | None], str] = {}
-    for r in runs:
-        if r.info.status in ("KILLED", "RUNNING"):
-            key = (r.data.tags.get(VARIANT_TAG), _int(r.data.tags.get(SEED_TAG)))
-            found.setdefault(key, r.info.run_id)
-    return found
-
-
-def _added(tags: dict[str, str], step: Step) -> dict[str, list[int]]:
-    """Seeds --until-decided added to the step's variants (a train step's), round by round."""
-    if step.kind != "train":
-        return {}
-    found: dict[str, list[int]] = {}
-    for entry in json.loads(tags.get(ADDED_TAG, "[]")):
-        found.setdefault(entry["variant"], []).extend(int(s) for s in entry["seeds"])
-    return found
-
-
-def _images(cfg: Config) -> int:
-    t = cfg.train
-    if t.steps_per_epoch:
-        return t.epochs * t.steps_per_epoch * t.batch_size
-    train = int(_INFOS(cfg.data).train_images * (1 - cfg.data.val_fraction))
-    return t.epochs * (min(train, cfg.data.train_limit) if cfg.data.train_limit else train)
-
-
-def _runs_of(job: _Job) -> int:
-    if job.seed is not None:
-        return 1
-    return job.step.config(job.variant, quick=False).search.trials
-
-
-def _seeds_key(pairs: list[tuple[Variant, int]]) -> str:
-    text = json.dumps([(v.name, s) for v, s in pairs])
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 def _clock(seconds: float) -> str:

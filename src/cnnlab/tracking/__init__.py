@@ -14,7 +14,7 @@ refuses a client raises TrackingDenied (exit 7); one that does not answer Tracki
 """
 
 from cnnlab.tracking._access import shown
-from cnnlab.tracking._adapter import Store, filter_value, run_id_of
+from cnnlab.tracking._adapter import Store, filter_value, param_text, run_id_of
 from cnnlab.tracking._auth import (
     ADMIN_PASSWORD_ENV,
     PERMISSIONS,
@@ -34,9 +34,10 @@ from cnnlab.tracking._store import (
     default_uri,
     prepare_store,
     resolve_uri,
+    run_tags,
     store_file,
 )
-from cnnlab.tracking._tracker import CONFUSION_ARTIFACT
+from cnnlab.tracking._tracker import CONFUSION_ARTIFACT, checkpoint_file
 
 __all__ = [
     "ADMIN_PASSWORD_ENV",
@@ -54,15 +55,18 @@ __all__ = [
     "TrackingDenied",
     "TrackingUnavailable",
     "add_user",
+    "checkpoint_file",
     "check_store",
     "default_uri",
     "filter_value",
     "grant",
     "open_store",
+    "param_text",
     "prepare_store",
     "read_secret",
     "resolve_uri",
     "run_id_of",
+    "run_tags",
     "server_command",
     "shown",
     "store_file",

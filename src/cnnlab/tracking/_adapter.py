@@ -1,7 +1,7 @@
 """The one way cnnlab reaches MLflow: a store of experiments and runs, in cnnlab's terms.
 
     store = Store("sqlite:///cnnlab-runs/mlflow.db")
-    exp_id = store.experiment_id("cnnlab")          # created (or restored) on first use
+    exp_id = store.ensure_experiment("cnnlab")          # created (or restored) on first use
     run_id = store.create_run(exp_id, run_name="tiny", tags={"cnnlab.model": "cnn"}).info.run_id
     store.log_params(run_id, {"train.lr": 0.001, "model.hidden_units": [32]})
     store.log_metrics(run_id, {"val_loss": 0.41}, step=1)
@@ -85,7 +85,7 @@ class Store:
 
     # ------------------------------------------------------------ experiments
 
-    def experiment_id(self, name: str) -> str:
+    def ensure_experiment(self, name: str) -> str:
         """The id of experiment `name`: created on first use (artifacts beside an embedded
         store), restored when it was deleted."""
         found = self._client.get_experiment_by_name(name)

@@ -197,7 +197,7 @@ def grant(uri: str, name: str, experiment: str, permission: str) -> Grant:
             f"permission: expected one of {', '.join(PERMISSIONS)}, got {permission!r}"
         )
     probe(uri)  # before the experiment is looked up: an absent server fails in seconds
-    experiment_id = Store(uri).experiment_id(experiment)
+    experiment_id = Store(uri).ensure_experiment(experiment)
     _admin_call(
         uri,
         "grant user permission",

@@ -9,9 +9,10 @@ import sys
 import tomllib
 from pathlib import Path
 
-from cnnlab import __version__
+from cnnlab._version import __version__
 from cnnlab.config import TrackingConfig
 from cnnlab.tracking._access import GuardedClient, is_remote
+from cnnlab.tracking.tags import DATA_CHECKSUM_TAG, GIT_COMMIT_TAG, VERSION_TAG
 
 
 def resolve_uri(cfg: TrackingConfig, override: str | None = None) -> str:
@@ -129,13 +130,13 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def run_tags(data_checksum: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    tags = {"cnnlab.version": __version__}
+    tags = {VERSION_TAG: __version__}
     commit, users = git_commit(), user_commit()
     if commit:
-        tags["cnnlab.git_commit"] = commit
+        tags[GIT_COMMIT_TAG] = commit
     if users:
         tags["mlflow.source.git.commit"] = users
     if data_checksum:
-        tags["cnnlab.data_checksum"] = data_checksum
+        tags[DATA_CHECKSUM_TAG] = data_checksum
     tags.update(extra or {})
     return tags

@@ -25,6 +25,7 @@ from cnnlab.tracking._adapter import METRICS_PER_BATCH, Measurement, Store, meas
 from cnnlab.tracking._curves import learning_curves_svg
 from cnnlab.tracking._errors import TrackingDenied, TrackingUnavailable
 from cnnlab.tracking._store import store_file
+from cnnlab.tracking.tags import COMPUTE_TAG, ERROR_TAG, STOP_REASON_TAG, TRACKING_GAP_TAG
 from cnnlab.training import Callback, EpochMetrics, TrainState
 
 CONFUSION_ARTIFACT = "test_confusion.json"  # {"class_names": [...], "matrix": [[true][pred]]}
@@ -45,6 +46,12 @@ def checkpoint_dir(uri: str, run_id: str) -> Path:
     in the user cache; <that>/checkpoints/<run id>."""
     found = store_file(uri)
     return (found.parent if found is not None else cache_root()) / "checkpoints" / run_id
+
+
+def checkpoint_file(uri: str, run_id: str) -> Path:
+    """A run's checkpoint: <folder of mlflow.db>/checkpoints/<run id>/last.pt; a server's runs
+    keep theirs in the user cache. Written after every epoch, deleted when the run finishes."""
+    return checkpoint_dir(uri, run_id) / CHECKPOINT
 
 
 class MlflowTracker(Callback):
@@ -118,7 +125,7 @@ class MlflowTracker(Callback):
             self.store.reopen(self.run_id)
             self.store.set_tags(self.run_id, self.tags)
             return self.run_id
-        exp_id = self.store.experiment_id(self.experiment)
+        exp_id = self.store.ensure_experiment(self.experiment)
         run = self.store.create_run(exp_id, self.run_name, self.tags, self.parent_run_id)
         self.run_id = run.info.run_id
         self.store.log_params(self.run_id, self.params)
@@ -130,7 +137,7 @@ class MlflowTracker(Callback):
             return
         self._must(self._flush)
         if error:
-            self._must(self.store.set_tags, self.run_id, {"cnnlab.error": error[:5000]})
+            self._must(self.store.set_tags, self.run_id, {ERROR_TAG: error[:5000]})
         # A run cut short keeps its checkpoint to be resumed from; a finished one needs it no more.
         folder = checkpoint_dir(self.uri, self.run_id)
         if status == "FINISHED" and self.log_checkpoint and (folder / CHECKPOINT).is_file():
@@ -179,11 +186,11 @@ class MlflowTracker(Callback):
         self.log_metrics(final, step=result.epochs_run)
         self._must(self._flush)
         if result.stop_reason:
-            self._must(self.store.set_tags, self.run_id, {"cnnlab.stop_reason": result.stop_reason})
+            self._must(self.store.set_tags, self.run_id, {STOP_REASON_TAG: result.stop_reason})
         # How the run actually trained, which the config alone does not say (the hardware decides).
         if result.compute is not None:
             how = result.compute.describe()
-            self._must(self.store.set_tags, self.run_id, {"cnnlab.compute": how})
+            self._must(self.store.set_tags, self.run_id, {COMPUTE_TAG: how})
         with tempfile.TemporaryDirectory() as tmp:
             curves = Path(tmp) / "learning_curves.svg"
             curves.write_text(learning_curves_svg(result.history, self.run_name or ""))
@@ -230,7 +237,7 @@ class MlflowTracker(Callback):
         late = ", ".join(map(str, sorted(set(self.late_epochs))))
         if late and late != self._gap_tagged:
             text = f"metrics of epochs {late} were buffered while the server was unreachable"
-            self.store.set_tags(self.run_id, {"cnnlab.tracking_gap": text})
+            self.store.set_tags(self.run_id, {TRACKING_GAP_TAG: text})
             self._gap_tagged = late
 
     def _must(self, call, *args, **kwargs):

@@ -14,6 +14,7 @@ from cnnlab.training._callbacks import (
     TrainState,
 )
 from cnnlab.training._checkpoint import Checkpointer, CheckpointError, load_checkpoint
+from cnnlab.training._fast import Runtime
 from cnnlab.training._loop import (
     FitResult,
     TrainingDiverged,
@@ -36,6 +37,7 @@ __all__ = [
     "FitResult",
     "Normalize",
     "ProgressBar",
+    "Runtime",
     "TrainState",
     "TrainingDiverged",
     "evaluate",
