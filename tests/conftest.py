@@ -35,6 +35,15 @@ def fmnist():
 
 
 @pytest.fixture
+def kernel_always(monkeypatch):
+    """The native first-block kernel wherever it fits, without timing it against PyTorch's ops
+    first: for tests of the kernel inside whole runs, on any machine."""
+    from cnnlab.fusion import ENV
+
+    monkeypatch.setenv(ENV, "always")
+
+
+@pytest.fixture
 def c_compiler() -> str:
     """The C compiler that builds the fused kernel: tests of the kernel need it."""
     return require("cc")

@@ -231,6 +231,7 @@ def test_data_list_and_verify_on_the_command_line(cifar, capsys):
     assert err.count("\n") == 1 and "expected a built-in dataset" in err
 
 
+@pytest.mark.usefixtures("kernel_always")
 def test_the_fused_first_block_runs_where_it_fits_three_channels(cifar):
     """3 channels x 3x3 (27 weights per output channel) fit the native kernel; 3 x 7x7 (147) do
     not, and the run says it took PyTorch's ops (no fused block in its compute path)."""

@@ -33,9 +33,9 @@ def test_fast_path_is_deterministic_for_a_seed(tiny_cfg, tiny_splits):
     assert a.test_loss == b.test_loss
 
 
-@pytest.mark.usefixtures("c_compiler")
+@pytest.mark.usefixtures("c_compiler", "kernel_always")
 def test_fused_stem_is_deterministic_and_learns_like_pytorchs_ops(tiny_cfg, tiny_splits):
-    """The tiny cnn's first block (conv, max-pool, relu) runs as the native kernel by default."""
+    """The tiny cnn's first block (conv, max-pool, relu) runs as the native kernel."""
     a = train(tiny_cfg("train.precision=bf16", "train.epochs=3"), tiny_splits)
     b = train(tiny_cfg("train.precision=bf16", "train.epochs=3"), tiny_splits)
     off = train(
@@ -49,7 +49,7 @@ def test_fused_stem_is_deterministic_and_learns_like_pytorchs_ops(tiny_cfg, tiny
     assert a.test_accuracy > 0.5
 
 
-@pytest.mark.usefixtures("c_compiler")
+@pytest.mark.usefixtures("c_compiler", "kernel_always")
 def test_batchnorm_folded_into_the_fused_block_learns_like_pytorchs_batchnorm(
     tiny_cfg, tiny_splits
 ):

@@ -5,9 +5,11 @@ from cnnlab.fusion import fuse
 fused = fuse(model, torch.channels_last)  # what now runs fused, one line per block
 
 The model families build plain PyTorch modules and know nothing of this package; the trainer
-calls `fuse` once on the CPU path and records what it returned.
+calls `fuse` once on the CPU path and records what it returned; given the run's input shape,
+the native kernel runs only where it measures faster than PyTorch's ops (`kernel_pays`).
 """
 
 from cnnlab.fusion._blocks import FusedBlock, fuse
+from cnnlab.fusion._measure import ENV, kernel_pays
 
-__all__ = ["FusedBlock", "fuse"]
+__all__ = ["ENV", "FusedBlock", "fuse", "kernel_pays"]

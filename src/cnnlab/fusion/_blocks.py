@@ -13,10 +13,14 @@ gradient, another dtype or device) takes the layers one by one.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from cnnlab.fusion._fold import fold_batchnorm, foldable
+from cnnlab.fusion._measure import kernel_pays
 from cnnlab.fusion._stem import StemFunction, fits_conv, fits_pool, kernel_available
 
 _NAMES = {nn.Conv2d: "conv", nn.BatchNorm2d: "batchnorm", nn.MaxPool2d: "max-pool", nn.ReLU: "relu"}
@@ -93,13 +97,19 @@ def block_span(block: nn.Module) -> int:
     return at + 2 if len(layers) > at + 1 and type(layers[at + 1]) is nn.ReLU else at + 1
 
 
-def fuse(model: nn.Module, memory_format: torch.memory_format | None) -> tuple[str, ...]:
+def fuse(
+    model: nn.Module,
+    memory_format: torch.memory_format | None,
+    probe: tuple[Sequence[int], torch.dtype | None] | None = None,
+) -> tuple[str, ...]:
     """Swap the block of `model` that sees the images for a FusedBlock if it fits; returns what
     runs fused, one line per block ("features.0: conv, max-pool, relu as the native kernel"),
     () when nothing does. `memory_format` is the layout the model runs in; None undoes a
-    fusion. Where the kernel does not fit (no 2x2 max-pool after the conv) or cannot be built
-    (no C compiler: one warning), a block whose conv is followed by BatchNorm still folds it
-    into the conv in PyTorch; one without gains nothing and stays as it is."""
+    fusion. Where the kernel does not fit (no 2x2 max-pool after the conv), cannot be built
+    (no C compiler: one warning) or, given `probe` (the run's input shape and autocast dtype),
+    is measured slower than PyTorch's ops on this machine (fusion._measure), a block whose
+    conv is followed by BatchNorm still folds it into the conv in PyTorch; one without gains
+    nothing and stays as it is."""
     found = _first_block(model)
     if found is None:
         return ()
@@ -110,12 +120,22 @@ def fuse(model: nn.Module, memory_format: torch.memory_format | None) -> tuple[s
             parent._modules[name] = nn.Sequential(*layers)
         return ()
     native = bool(span) and kernel_available()
+    if native and probe is not None:
+        make = functools.partial(_timed_block, memory_format=memory_format)
+        native = kernel_pays(layers[:span], make, probe[0], memory_format, probe[1])
     if not native and not _folds(layers):
         return ()
     fused = FusedBlock(*layers, native=native, memory_format=memory_format)
     fused.train(block.training)
     parent._modules[name] = fused
     return (f"{_path(model, fused)}: {fused.describe()}",)
+
+
+def _timed_block(layers: Sequence[nn.Module], native: bool, memory_format) -> nn.Module:
+    """The span as the run would have it: the kernel, BatchNorm folded in PyTorch, or plain."""
+    if native or _folds(list(layers)):
+        return FusedBlock(*layers, native=native, memory_format=memory_format)
+    return nn.Sequential(*layers)
 
 
 def _first_block(model: nn.Module) -> tuple[nn.Module, str, nn.Sequential] | None:

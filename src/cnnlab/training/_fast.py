@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,11 +115,17 @@ class Runtime:
         )
         return cls(device=device, channels_last=nhwc)
 
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+    def prepare(
+        self, model: torch.nn.Module, input_shape: Sequence[int] | None = None
+    ) -> torch.nn.Module:
+        """Puts the model in this runtime's layout and fuses its first block where that pays:
+        given the run's `input_shape`, the native kernel only where it measures faster than
+        PyTorch's ops here (cnnlab.fusion)."""
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.channels_last:
             model.to(memory_format=layout)
-        self.fused = fuse(model, layout if self.fused_stem else None)
+        probe = (input_shape, self.dtype) if input_shape is not None else None
+        self.fused = fuse(model, layout if self.fused_stem else None, probe)
         return model
 
     @property

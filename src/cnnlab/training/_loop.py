@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from cnnlab.training._callbacks import (
 from cnnlab.training._checkpoint import capture, restore
 from cnnlab.training._ema import WeightAverage
 from cnnlab.training._fast import Augment, ComputePath, Runtime, set_threads
-from cnnlab.training._optim import create_optimizer, create_scheduler
+from cnnlab.training._optim import Schedule, create_optimizer, create_scheduler
 
 
 class TrainingDiverged(RuntimeError):
@@ -78,14 +78,14 @@ def pick_device(name: str) -> torch.device:
 class _Parts:
     """What every training step uses, built once per fit."""
 
-    data: Any  # _Data
+    data: _Data
     stream: BatchStream
     steps: int  # steps per epoch
     optimizer: torch.optim.Optimizer
-    schedule: Any  # _optim.Schedule
+    schedule: Schedule
     runtime: Runtime
     augment: Augment
-    forward: Any  # the model, or its torch.compile wrapper
+    forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its torch.compile wrapper
     ema: WeightAverage | None  # averaged weights, validated and tested in the model's place
     stopping: EarlyStopping | None  # train.early_stopping's callback
 
@@ -182,7 +182,8 @@ def _finish(model, parts: _Parts, cfg: TrainConfig, state, best, started, callba
 
 def _build_parts(model, splits, cfg: TrainConfig, generator, device: torch.device) -> _Parts:
     runtime = Runtime.from_config(cfg, device, model)
-    runtime.prepare(model)  # before the optimizer exists, so its state takes the same layout
+    # Before the optimizer exists, so its state takes the same layout.
+    runtime.prepare(model, tuple(splits.train_x.shape[1:]))
     data = _Data(splits, device)
     stream = BatchStream(len(data.train[0]), cfg.batch_size, generator, device)
     steps = cfg.steps_per_epoch or stream.steps_per_pass

@@ -1,0 +1,75 @@
+"""The kernel runs where it measures faster than PyTorch's ops: the faster path wins, the verdict
+is kept per shape, the run's random state is untouched, and `always` skips the timing."""
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.fusion import ENV, fuse, kernel_pays
+from cnnlab.models import create_model
+
+
+class Slow(nn.Module):
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.scale = seconds, nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return x * self.scale
+
+
+def maker(kernel_seconds: float, plain_seconds: float, calls: list):
+    def make(layers, native):
+        calls.append(native)
+        return Slow(kernel_seconds if native else plain_seconds)
+
+    return make
+
+
+@pytest.mark.parametrize(("kernel", "plain", "pays"), [(0.0, 0.004, True), (0.004, 0.0, False)])
+def test_the_faster_path_wins_and_the_verdict_is_kept(monkeypatch, kernel, plain, pays):
+    monkeypatch.delenv(ENV, raising=False)
+    calls = []
+    layers = [nn.Conv2d(1, 3, 3, padding=int(kernel * 1000) + 7)]  # a shape of this case alone
+    shape = (1, 8, 8)
+    assert (
+        kernel_pays(layers, maker(kernel, plain, calls), shape, torch.contiguous_format, None)
+        is pays
+    )
+    assert sorted(calls) == [False, True]
+    assert (
+        kernel_pays(layers, maker(kernel, plain, calls), shape, torch.contiguous_format, None)
+        is pays
+    )
+    assert len(calls) == 2  # measured once per shape in a process
+    kernel_pays(layers, maker(kernel, plain, calls), (1, 9, 9), torch.contiguous_format, None)
+    assert len(calls) == 4  # another input shape is measured again
+
+
+def test_always_skips_the_timing(monkeypatch):
+    monkeypatch.setenv(ENV, "always")
+    calls = []
+    layers = [nn.Conv2d(1, 3, 3, padding=11)]
+    assert kernel_pays(layers, maker(0.004, 0.0, calls), (1, 8, 8), torch.contiguous_format, None)
+    assert calls == []
+
+
+@pytest.mark.usefixtures("c_compiler")
+def test_fuse_given_a_probe_follows_the_measurement_and_leaves_the_random_state(monkeypatch):
+    from cnnlab.config import CnnConfig
+
+    monkeypatch.delenv(ENV, raising=False)
+    model = create_model(CnnConfig(filters=8, hidden_units=[32]), (1, 28, 28), 10)
+    before = torch.get_rng_state()
+    fused = fuse(model, torch.contiguous_format, ((1, 28, 28), None))
+    assert torch.equal(torch.get_rng_state(), before)
+    span = list(model.features[0])[:3]  # conv, max-pool, relu
+    make = lambda layers, native: None  # noqa: E731 - the verdict is already kept
+    if kernel_pays(span, make, (1, 28, 28), torch.contiguous_format, None):
+        assert fused == ("features.0: conv, max-pool, relu as the native kernel",)
+    else:
+        assert fused == ()  # no BatchNorm to fold: PyTorch's own layers, as built
+        assert type(model.features[0]) is nn.Sequential
