@@ -36,6 +36,7 @@ def test_summary_shows_as_text_and_html():
     assert table._repr_html_().startswith("<pre>") and "Conv2d" in table._repr_html_()
 
 
+@pytest.mark.slow
 def test_train_tune_report_and_reload_from_python(uri, tmp_path, fmnist):
     run = cnnlab.train(TINY, tracking_uri=uri, progress=False)
     assert isinstance(run.history, pd.DataFrame) and list(run.history["epoch"]) == [1, 2]
@@ -76,6 +77,7 @@ def test_train_tune_report_and_reload_from_python(uri, tmp_path, fmnist):
         assert torch.equal(a.cpu(), b.cpu())
 
 
+@pytest.mark.slow
 def test_unknown_run_and_run_without_weights_are_clear_errors(uri):
     run = cnnlab.train(TINY, {"tracking.log_weights": False}, tracking_uri=uri, progress=False)
     with pytest.raises(cnnlab.ConfigError, match="run 'nope': expected a run in .*no such run"):
@@ -96,6 +98,7 @@ def test_import_cnnlab_is_light_and_lists_its_api():
         cnnlab.trian  # noqa: B018
 
 
+@pytest.mark.slow
 def test_calls_leave_the_process_as_they_found_it(uri, monkeypatch):
     import os
     import signal
@@ -117,6 +120,7 @@ def test_calls_leave_the_process_as_they_found_it(uri, monkeypatch):
         assert after == before
 
 
+@pytest.mark.slow
 def test_run_study_returns_its_steps_and_report(uri, tmp_path, fmnist):
     study = tmp_path / "mini"
     study.mkdir()

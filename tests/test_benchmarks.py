@@ -44,6 +44,7 @@ def test_throughput_compares_both_loops_on_the_same_images():
     assert 0.1 < out["reference_test_acc"] <= 1 and 0.1 < out["cnnlab_test_acc"] <= 1
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_reports_targets_not_reached_as_null():
     tiny = ["--set", "data.train_limit=1000", "train.batch_size=100"]
     out = bench("time_to_accuracy.py", "--epochs", "1", "--seeds", "1", *tiny)
@@ -52,6 +53,7 @@ def test_time_to_accuracy_reports_targets_not_reached_as_null():
     assert out["seconds_to_90.38"] is None and out["accuracy_within_budget"] == accuracy
 
 
+@pytest.mark.slow
 def test_tracking_overhead_times_parallel_jobs_on_one_store():
     tiny = ["--set", "data.train_limit=500", "train.epochs=1"]
     out = bench("tracking_overhead.py", "--rounds", "1", "--jobs", "2", *tiny)
@@ -61,6 +63,7 @@ def test_tracking_overhead_times_parallel_jobs_on_one_store():
     assert out["runs_in_store"] == 2 * (1 + 1)
 
 
+@pytest.mark.slow
 def test_tracking_overhead_pairs_tracked_and_untracked_runs():
     tiny = ["--set", "data.train_limit=1000", "train.epochs=1"]
     out = bench("tracking_overhead.py", "--rounds", "2", *tiny)
@@ -73,6 +76,7 @@ def test_tracking_overhead_pairs_tracked_and_untracked_runs():
     assert out["runs_in_store"] == 1 + 2  # the first tracked run and one per round
 
 
+@pytest.mark.slow
 def test_batchnorm_times_the_model_three_ways():
     tiny = ["--set", "train.epochs=1", "train.steps_per_epoch=5", "data.val_fraction=0.01"]
     out = bench("batchnorm.py", "--seeds", "1", *tiny)
@@ -88,6 +92,7 @@ def test_batchnorm_times_the_model_three_ways():
     assert not any("batchnorm" in block for block in fused["no_batchnorm"])
 
 
+@pytest.mark.slow
 def test_study_time_prints_a_line_per_step_and_the_total(tmp_path):
     folder = tmp_path / "tiny"
     folder.mkdir()
@@ -115,6 +120,7 @@ eval_batch_size = 500
     assert lines[-1]["finished_runs_in_store"] == 4  # the time went into four finished runs
 
 
+@pytest.mark.slow
 def test_folder_load_times_the_first_and_second_load():
     out = bench("folder_load.py", "--rounds", "1", "--limit", "200")
     assert out["images"] == 400 and out["rounds"] == 1

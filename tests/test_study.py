@@ -88,6 +88,7 @@ def test_base_config_is_overlaid(tmp_path):
     assert (cfg.train.lr, cfg.train.epochs) == (0.5, 2)
 
 
+@pytest.mark.slow
 def test_study_runs_tags_and_resumes(tmp_path, monkeypatch, fmnist):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "mini"
@@ -185,6 +186,7 @@ def test_shipped_study_states_its_hypotheses_and_seeds():
     assert steps[3].expect[0].direction == "same"
 
 
+@pytest.mark.slow
 def test_seeds_run_tag_and_resume_per_variant_and_seed(tmp_path, monkeypatch, fmnist):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "seeded"

@@ -55,6 +55,7 @@ def _row(md: str, first_cell: str) -> str:
     return next(line for line in md.splitlines() if line.startswith(f"| {first_cell} |"))
 
 
+@pytest.mark.slow
 def test_verdicts_tell_a_real_difference_from_seed_noise(tmp_path, monkeypatch, fmnist):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "evidence"
@@ -120,6 +121,7 @@ seed = 1
 """
 
 
+@pytest.mark.slow
 def test_quick_study_through_the_cli_writes_every_section(tmp_path, monkeypatch, fmnist):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

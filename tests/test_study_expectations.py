@@ -100,6 +100,7 @@ def test_a_metric_outside_metrics_needs_its_sense(tmp_path):
         _load(tmp_path, f'[{GOOD}, "better"]')
 
 
+@pytest.mark.slow
 def test_expectations_are_written_as_a_list_and_frozen(tmp_path, monkeypatch, fmnist):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "mini"
@@ -150,6 +151,7 @@ def test_expectations_are_written_as_a_list_and_frozen(tmp_path, monkeypatch, fm
     assert json.loads(tags[FROZEN_TAG]) == frozen and EDITED_TAG not in tags
 
 
+@pytest.mark.slow
 def test_before_any_run_finished_the_frozen_record_follows_the_edit(tmp_path, monkeypatch, fmnist):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "mini"

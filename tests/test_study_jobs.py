@@ -46,6 +46,7 @@ def figures(uri: str) -> dict:
     return {r.info.run_name: [r.data.metrics.get(k) for k in keys] for r in runs_of(uri)}
 
 
+@pytest.mark.slow
 def test_two_jobs_give_the_same_runs_and_figures_as_one(tmp_path, fmnist):
     folder = study_folder(tmp_path)
     one, two = default_uri(tmp_path / "one"), default_uri(tmp_path / "two")
@@ -61,6 +62,7 @@ def test_two_jobs_give_the_same_runs_and_figures_as_one(tmp_path, fmnist):
     assert again[0].skipped
 
 
+@pytest.mark.slow
 def test_four_jobs_write_one_sqlite_store(tmp_path, fmnist):
     variants = (
         "["
@@ -79,6 +81,7 @@ def test_four_jobs_write_one_sqlite_store(tmp_path, fmnist):
     )
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_two_jobs_closes_every_run_and_a_rerun_resumes(tmp_path, fmnist):
     variants = (
         '[{ name = "short", set = ["train.epochs=1"] }, '
@@ -156,6 +159,7 @@ def cores() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
+@pytest.mark.slow
 def test_a_failed_item_raises_its_error_after_the_running_ones_end():
     with WorkerPool(2) as pool:
         done = []

@@ -1,5 +1,7 @@
 """A study's progress line reaches its total when a search counts samples it refused."""
 
+import pytest
+
 from cnnlab.search import TrialRecord
 from cnnlab.study import run_study
 from cnnlab.tracking import default_uri
@@ -45,6 +47,7 @@ def _study(tmp_path, count_invalid: str, outcomes):
     return [line for line in lines if "trial" in line], runs
 
 
+@pytest.mark.slow
 def test_refused_samples_that_count_as_trials_bring_progress_to_its_total(tmp_path):
     lines, runs = _study(tmp_path, "true", [REFUSED, ("ok", "", 2), ("pruned", "", 1)])
     assert runs == [(1, 3), (2, 3), (3, 3)]
@@ -53,6 +56,7 @@ def test_refused_samples_that_count_as_trials_bring_progress_to_its_total(tmp_pa
     assert "left" not in lines[-1]
 
 
+@pytest.mark.slow
 def test_samples_drawn_again_are_not_runs(tmp_path):
     lines, runs = _study(tmp_path, "false", [REFUSED, *[("ok", "", 2)] * 3])
     assert runs == [(1, 3), (2, 3), (3, 3)]

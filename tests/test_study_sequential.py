@@ -74,6 +74,7 @@ def _false_confirmations(repeats: int, plan: Sequential, judged_as: Sequential |
     return confirmed / repeats
 
 
+@pytest.mark.slow
 def test_until_decided_keeps_false_confirmations_at_the_nominal_rate():
     # 2 seeds, then rounds of 2 up to 8: four looks. 1500 studies of pure noise: the rate's
     # standard error at 2.5% is 0.4 points, so 3.7% is three of them above the nominal rate.
@@ -159,6 +160,7 @@ expect = { direction = "better", variant = "b", reference = "a" }
 """
 
 
+@pytest.mark.slow
 def test_a_real_study_adds_a_round_records_it_resumes_and_reports_it(tmp_path, monkeypatch, fmnist):
     import mlflow
 

@@ -11,6 +11,9 @@ import pytest
 from cnnlab.api import advise, run_study
 from cnnlab.cli import main
 
+# A real study of five steps (about 80 s on a 2-core AMD EPYC) under every test of the module.
+pytestmark = pytest.mark.slow
+
 SMALL = """
 [data]
 train_limit = 1200

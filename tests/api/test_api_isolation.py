@@ -25,6 +25,7 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "call",
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import torch
 
 import cnnlab
@@ -32,6 +33,7 @@ def _folder_run(tmp_path, fmnist, uri):
     return folder, cnnlab.train(config, tracking_uri=uri, progress=False)
 
 
+@pytest.mark.slow
 def test_a_loaded_run_predicts_without_its_folder(tmp_path, fmnist, uri):
     folder, trained = _folder_run(tmp_path, fmnist, uri)
     images = fmnist.test_images[:50, 0]
@@ -42,6 +44,7 @@ def test_a_loaded_run_predicts_without_its_folder(tmp_path, fmnist, uri):
     assert loaded.pixel_stats == trained.pixel_stats
 
 
+@pytest.mark.slow
 def test_predict_lays_the_model_out_once(tmp_path, fmnist, uri, monkeypatch):
     _, trained = _folder_run(tmp_path, fmnist, uri)
     loaded = cnnlab.load_run(trained.run_id, tracking_uri=uri)

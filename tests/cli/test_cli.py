@@ -41,6 +41,7 @@ def store_runs(workdir, experiment="cnnlab"):
     return mlflow.search_runs(experiment_names=[experiment], output_format="list")
 
 
+@pytest.mark.slow
 def test_train_json_run_is_readable_from_the_default_store(workdir):
     args = ["train", "--set", "train.epochs=1", "--set", "data.train_limit=2000", "--json"]
     started = time.monotonic()
@@ -136,6 +137,7 @@ def test_data_verify_lists_the_four_files(capsys):
     assert sorted(f["count"] for f in files) == [10000, 10000, 60000, 60000]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_interrupted_training_ends_the_run_killed(sig, code, workdir):
     proc = subprocess.Popen(
@@ -166,6 +168,7 @@ def test_interrupted_training_ends_the_run_killed(sig, code, workdir):
     assert run.info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_ui_serves_the_store_on_localhost(workdir):
     import socket
 

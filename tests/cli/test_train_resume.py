@@ -102,6 +102,7 @@ def _checkpoint_epoch(workdir: Path) -> int:
 # ---------------------------------------------------------------- cnnlab train --resume
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_numbers_of_a_run_never_stopped(workdir):
     uncut = cli("train", *sets(TINY), "--json", cwd=workdir)
     assert uncut.returncode == 0, uncut.stderr
@@ -201,6 +202,7 @@ REFUSED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which, damage, message", REFUSED.values(), ids=REFUSED.keys())
 def test_what_cannot_be_resumed_is_refused_in_one_line(which, damage, message, store, capsys):
     runs_dir, ids = store
@@ -240,6 +242,7 @@ def _trial_runs(workdir: Path, experiment: str) -> list:
     return [r for r in runs(workdir, experiment) if r.data.tags.get("cnnlab.run_kind") == "trial"]
 
 
+@pytest.mark.slow
 def test_a_search_rerun_resumes_its_cut_trial_where_it_was_killed(workdir):
     uncut = cli("tune", _search_config(workdir / "uncut.toml", "uncut"), "--quiet", cwd=workdir)
     assert uncut.returncode == 0, uncut.stderr

@@ -138,6 +138,7 @@ def test_cifar_downloads_and_parses_the_records(cifar, colour, tmp_path):
     assert report.count == TRAIN + TEST and report.bytes == len(cifar)
 
 
+@pytest.mark.slow
 def test_cifar_through_summary_train_and_tune_check(cifar, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = ["--set", 'data.dataset="cifar-10"']
@@ -231,6 +232,7 @@ def test_data_list_and_verify_on_the_command_line(cifar, capsys):
     assert err.count("\n") == 1 and "expected a built-in dataset" in err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("kernel_always")
 def test_the_fused_first_block_runs_where_it_fits_three_channels(cifar):
     """3 channels x 3x3 (27 weights per output channel) fit the native kernel; 3 x 7x7 (147) do

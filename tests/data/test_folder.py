@@ -169,6 +169,7 @@ def test_bad_folder_exits_3_in_one_line_with_no_run_and_no_cache(
     assert cached_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_run_on_a_folder_records_its_classes_and_note(
     tmp_path: Path, pictures, capsys, caplog, monkeypatch: pytest.MonkeyPatch
 ):
@@ -241,6 +242,7 @@ eval_batch_size = 500
 """
 
 
+@pytest.mark.slow
 def test_study_and_report_on_a_step_that_names_a_folder(
     halves: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ):

@@ -38,6 +38,7 @@ def test_images(fmnist) -> np.ndarray:
     return fmnist.test_images.float().numpy()
 
 
+@pytest.mark.slow
 def test_the_mlflow_model_loads_and_predicts_without_cnnlab(run_id, store, tmp_path, test_images):
     np.save(tmp_path / "x.npy", test_images[:500])
     script = f"""
@@ -68,6 +69,7 @@ assert "cnnlab" not in sys.modules
     assert model.class_names[0] == "T-shirt/top" and model.input_shape == (1, 28, 28)
 
 
+@pytest.mark.slow
 def test_the_network_matches_the_run_test_accuracy(run_id, store, test_images, fmnist):
     """The standalone network (fp32) classifies the test set as the run measured it (bf16 where
     the CPU has it: a few images near a tie may flip)."""
@@ -79,6 +81,7 @@ def test_the_network_matches_the_run_test_accuracy(run_id, store, test_images, f
     assert abs(accuracy - logged) < 0.005
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "pt2"])
 def test_export_equals_pytorch_on_the_test_set(fmt, run_id, store, tmp_path, test_images):
     out = tmp_path / f"net.{fmt}"
@@ -101,6 +104,7 @@ def test_export_equals_pytorch_on_the_test_set(fmt, run_id, store, tmp_path, tes
     assert np.abs(got - expected).max() <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_export_on_the_command_line(run_id, store, tmp_path, capsys):
     out = tmp_path / "net.onnx"
     assert (
@@ -132,6 +136,7 @@ def write_pngs(folder: Path, images: np.ndarray) -> list[str]:
     return paths
 
 
+@pytest.mark.slow
 def test_predict_png_files_and_an_idx_file(run_id, store, tmp_path, test_images, capsys):
     paths = write_pngs(tmp_path / "pngs", test_images[:20])
     assert main(["predict", run_id, *paths, "--tracking-uri", store, "--json"]) == 0
@@ -151,6 +156,7 @@ def test_predict_png_files_and_an_idx_file(run_id, store, tmp_path, test_images,
     assert lines[0].split(": ")[1].split(" (")[0] == model.class_names[found[0]["class_index"]]
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(run_id, store, tmp_path, capsys):
     rgb = tmp_path / "rgb.png"
     Image.fromarray(np.full((28, 28, 3), [200, 10, 10], np.uint8)).save(rgb)
@@ -209,6 +215,7 @@ register = "fashion-cnn"
 """
 
 
+@pytest.mark.slow
 def test_a_search_registers_its_best_model(store, tmp_path):
     import mlflow
 
@@ -233,6 +240,7 @@ def test_tune_register_on_the_command_line(store, tmp_path, capsys):
     assert out["registered"]["run_id"] == out["best_run_id"]
 
 
+@pytest.mark.slow
 def test_every_command_takes_a_run_reference_the_same_way(run_id, store, tmp_path, capsys):
     from cnnlab.api import load_run
 

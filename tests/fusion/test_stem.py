@@ -223,6 +223,7 @@ def test_without_a_compiler_the_warning_says_so(monkeypatch, tmp_path, caplog):
     assert "no C compiler" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_kernel_shares_pytorchs_openmp_runtime():
     """A second OpenMP runtime would bring threads that fight PyTorch's pool for the cores.
     Checked in a fresh process: other libraries an earlier test loaded here (scikit-learn's

@@ -41,6 +41,7 @@ def tiny_family():
 TINY_RUN = {"data": {"train_limit": 1000, "val_fraction": 0.05}, "train": {"epochs": 1}}
 
 
+@pytest.mark.slow
 def test_registered_family_is_summarised_trained_and_searched(tiny_family, tmp_path, fmnist):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cfg = cnnlab.load_config({**TINY_RUN, "model": {"name": "tiny", "widths": [8, 8]}})

@@ -262,6 +262,7 @@ def test_p_values_match_scipy_for_each_direction(direction, margin):
         assert (p_value(diff, direction, margin) < 0.025) == confirmed
 
 
+@pytest.mark.slow
 def test_holm_matches_statsmodels():
     rng = np.random.default_rng(5)
     for _ in range(40):  # families where all, some or none stay confirmed

@@ -33,6 +33,7 @@ def store(tmp_path_factory, fmnist, tiny_cfg):
     return uri, ids
 
 
+@pytest.mark.slow
 def test_collect_reads_runs_and_histories(store):
     uri, ids = store
     (widths,) = collect(uri, ["widths"])
@@ -42,6 +43,7 @@ def test_collect_reads_runs_and_histories(store):
     assert "train.lr" not in differing_params(widths.runs)
 
 
+@pytest.mark.slow
 def test_report_writes_markdown_html_and_svgs(store, tmp_path):
     uri, ids = store
     paths = write_report(uri, None, tmp_path)
@@ -69,6 +71,7 @@ def test_every_number_comes_from_mlflow(store, tmp_path):
     assert "79.88%" in row and "88 filters" in row
 
 
+@pytest.mark.slow
 def test_confusion_matrix_of_the_best_run(store, tmp_path):
     uri, ids = store
     (widths,) = collect(uri, ["widths"])
@@ -109,6 +112,7 @@ CHROMIUM_FLAGS = [
 ]
 
 
+@pytest.mark.slow
 def test_report_html_renders_with_its_plots_in_chromium(store, tmp_path):
     import subprocess
 

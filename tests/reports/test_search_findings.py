@@ -111,6 +111,7 @@ def _texts(blocks) -> list[str]:
     return [b for b in blocks if isinstance(b, str)]
 
 
+@pytest.mark.slow
 def test_the_share_of_impossible_samples_with_every_outcome_counted(store):
     text = _findings(store, "decided")[0]
     assert text == (
@@ -119,6 +120,7 @@ def test_the_share_of_impossible_samples_with_every_outcome_counted(store):
     )
 
 
+@pytest.mark.slow
 def test_the_parameter_that_sets_the_loss_is_the_most_important(store):
     blocks = _findings(store, "decided")
     (table,) = [b for b in blocks if isinstance(b, Table)]

@@ -24,6 +24,7 @@ ENGINES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_search_is_one_parent_with_a_nested_run_per_trial(engine, search_cfg, store):
     cfg = search_cfg(*ENGINES[engine])
@@ -83,6 +84,7 @@ class _Explode(Callback):
         raise RuntimeError("injected failure")
 
 
+@pytest.mark.slow
 def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(
     search_cfg, store, monkeypatch
 ):
@@ -114,6 +116,7 @@ def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(
     assert by_trial["2"].data.tags["cnnlab.fail_reason"] == "diverged"
 
 
+@pytest.mark.slow
 def test_an_impossible_architecture_fails_in_milliseconds_untrained(search_cfg, store):
     space = {"model.num_layers": {"dist": "choice", "options": [1, 8, 9]}}
     cfg = search_cfg("search.trials=3", "search.algo=random", "train.epochs=1", space=space)
@@ -131,6 +134,7 @@ def test_an_impossible_architecture_fails_in_milliseconds_untrained(search_cfg, 
         assert "val_loss" not in child.data.metrics
 
 
+@pytest.mark.slow
 def test_invalid_samples_need_not_count_as_trials(search_cfg, store):
     space = {"model.num_layers": {"dist": "choice", "options": [1, 8, 9]}}
     cfg = search_cfg(

@@ -21,6 +21,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_two_jobs_run_every_trial_once_under_one_parent_and_resume(uri, tmp_path, fmnist):
     seen = []
     result = cnnlab.tune(TINY, tracking_uri=uri, progress=False, on_trial=seen.append, jobs=2)

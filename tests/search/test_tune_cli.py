@@ -13,6 +13,7 @@ from cnnlab.cli import main
 STUDY = str(Path(__file__).resolve().parents[2] / "configs" / "study-search.toml")
 
 
+@pytest.mark.slow
 def test_check_reports_the_study_spaces_invalid_share(capsys, workdir):
     assert main(["tune", STUDY, "--check", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -26,6 +27,7 @@ def test_check_reports_the_study_spaces_invalid_share(capsys, workdir):
     assert "invalid (refused before training)" in out and "final map <= 2x2" in out
 
 
+@pytest.mark.slow
 def test_check_names_a_key_that_does_not_change_the_model(tmp_path, capsys, workdir):
     # With no hidden layer in the head, its dropout has nowhere to go.
     space = {**SMALL_SPACE, "model.dropout": {"dist": "uniform", "low": 0.0, "high": 0.5}}

@@ -179,6 +179,7 @@ def test_an_unreachable_storage_fails_fast_with_exit_6(tmp_path, capsys, monkeyp
     assert "secret" not in err and not (tmp_path / "cnnlab-runs").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_with_another_config_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = ["--storage", f"sqlite:///{tmp_path}/studies.db", "--study", "s1"]
@@ -196,6 +197,7 @@ def test_a_worker_with_another_config_is_refused(tmp_path, capsys, monkeypatch):
     assert [p.info.status for p in client.search_runs([exp], kind)] == ["FINISHED"]
 
 
+@pytest.mark.slow
 def test_a_configuration_is_never_tried_twice(tmp_path, capsys, monkeypatch):
     # A space of one configuration: the second trial can only repeat the first.
     monkeypatch.chdir(tmp_path)
@@ -212,6 +214,7 @@ def test_a_configuration_is_never_tried_twice(tmp_path, capsys, monkeypatch):
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path):
     """The worker of another machine cannot be looked up by process id: its silence tells."""
 
@@ -240,6 +243,7 @@ def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path):
     assert run.info.status == "KILLED" and run.data.tags["cnnlab.worker_lost"] == "true"
 
 
+@pytest.mark.slow
 def test_when_workers_race_for_the_last_slot_the_lower_trial_number_trains(tmp_path):
     """Two workers may both see one free slot and ask a trial; the later number stands down.
 

@@ -86,6 +86,7 @@ def test_other_errors_pass_through_unchanged(ana):
     assert refused(original) is original
 
 
+@pytest.mark.slow
 def test_only_a_servers_client_is_guarded(tmp_path):
     assert isinstance(client("http://127.0.0.1:1"), GuardedClient)
     assert not isinstance(client(f"sqlite:///{tmp_path}/mlflow.db"), GuardedClient)

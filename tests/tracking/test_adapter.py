@@ -15,6 +15,7 @@ def store(tmp_path):
     return Store(default_uri(tmp_path / "runs"))
 
 
+@pytest.mark.slow
 def test_an_experiment_is_created_once_restored_and_tagged(store, tmp_path):
     assert store.find_experiment("e") is None
     exp_id = store.ensure_experiment("e")
@@ -32,6 +33,7 @@ def test_an_experiment_is_created_once_restored_and_tagged(store, tmp_path):
     assert {e.name for e in store.experiments()} == {"Default", "e"}
 
 
+@pytest.mark.slow
 def test_whole_dicts_are_logged_within_mlflows_limits(store, tmp_path):
     exp_id = store.ensure_experiment("e")
     run_id = store.create_run(exp_id, "r", {"a": "1"}).info.run_id
@@ -56,6 +58,7 @@ def test_whole_dicts_are_logged_within_mlflows_limits(store, tmp_path):
     assert store.get_run(run_id).info.status == "RUNNING"
 
 
+@pytest.mark.slow
 def test_runs_are_found_by_filter_in_order_and_nested(store):
     exp_id = store.ensure_experiment("e")
     parent = store.create_run(exp_id, "parent", {"kind": "search"}).info.run_id
@@ -70,6 +73,7 @@ def test_runs_are_found_by_filter_in_order_and_nested(store):
     assert len(store.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent}'")) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["it's", 'say "hi"', "both ' and \""])
 def test_model_versions_are_found_for_a_name_with_quotes(store, tmp_path, name):
     exp_id = store.ensure_experiment("e")

@@ -49,6 +49,7 @@ def end_of_fit(tracker: MlflowTracker) -> None:
     tracker.__exit__(None, None, None)
 
 
+@pytest.mark.slow
 def test_an_away_server_at_the_end_costs_one_window(monkeypatch, capsys):
     for key, value in HTTP_SETTINGS.items():  # as the tracker sets them when a run opens
         monkeypatch.setenv(key, value)
@@ -79,6 +80,7 @@ class FlakyStore:
         return call
 
 
+@pytest.mark.slow
 def test_a_server_back_within_the_window_gets_the_whole_end(capsys):
     store = FlakyStore(back_at=time.monotonic() + 1.5)
     tracker = opened("http://tracking.invalid:5000", store, patience_s=4)

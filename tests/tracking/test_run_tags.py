@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import cnnlab
 from cnnlab.tracking import MlflowTracking, RunSpec
 
@@ -54,6 +56,7 @@ def _tags(repo: Path, pythonpath: Path, *args: str) -> dict[str, str]:
     return found["tags"]
 
 
+@pytest.mark.slow
 def test_an_installed_copy_in_a_users_repo_does_not_take_its_commit(tmp_path):
     repo, _ = _user_repo(tmp_path)
     tags = _tags(repo, repo / ".venv" / "lib" / "site-packages", "-c", TAGS)
@@ -61,6 +64,7 @@ def test_an_installed_copy_in_a_users_repo_does_not_take_its_commit(tmp_path):
     assert "cnnlab.git_commit" not in tags and "mlflow.source.git.commit" not in tags
 
 
+@pytest.mark.slow
 def test_a_users_script_is_tagged_with_the_users_commit_only(tmp_path):
     repo, head = _user_repo(tmp_path)
     tags = _tags(repo, repo / ".venv" / "lib" / "site-packages", str(repo / "train.py"))
@@ -68,6 +72,7 @@ def test_a_users_script_is_tagged_with_the_users_commit_only(tmp_path):
     assert "cnnlab.git_commit" not in tags
 
 
+@pytest.mark.slow
 def test_a_src_folder_of_another_project_is_not_cnnlabs_checkout(tmp_path):
     repo, _ = _user_repo(tmp_path, project="mylab")
     tags = _tags(repo, repo / "src", "-c", TAGS)

@@ -53,6 +53,7 @@ def train(uri, *args):
     )
 
 
+@pytest.mark.slow
 def test_a_run_through_the_server_keeps_everything(server, tmp_path):
     proc = train(server.uri, "--set", "train.epochs=1")
     out, err = proc.communicate(timeout=180)
@@ -66,6 +67,7 @@ def test_a_run_through_the_server_keeps_everything(server, tmp_path):
     assert list((server.runs_dir / "artifacts").rglob("state_dict.pt"))
 
 
+@pytest.mark.slow
 def test_server_away_mid_run_buffers_metrics_and_ends_right(server):
     epochs = 6
     proc = train(server.uri, "--set", f"train.epochs={epochs}")

@@ -24,6 +24,7 @@ def runs(uri, experiment="cnnlab"):
     return mlflow.search_runs(experiment_names=[experiment], output_format="list")
 
 
+@pytest.mark.slow
 def test_a_run_records_everything(tiny_cfg, tiny_splits, store, tmp_path):
     cfg = tiny_cfg("tracking.run_name=tiny")
     outcome = train_run(cfg, tracking_uri=store, splits=tiny_splits)
@@ -51,6 +52,7 @@ def test_a_run_records_everything(tiny_cfg, tiny_splits, store, tmp_path):
     assert run.info.artifact_uri.startswith((tmp_path / "runs" / "artifacts").as_uri())
 
 
+@pytest.mark.slow
 def test_logged_weights_and_config_rebuild_the_model(tiny_cfg, tiny_splits, store, tmp_path):
     from cnnlab.config import load_config
 
@@ -73,6 +75,7 @@ def test_logged_weights_and_config_rebuild_the_model(tiny_cfg, tiny_splits, stor
     assert Path(folder, "learning_curves.svg").read_text().lstrip().startswith("<?xml")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error, status", [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")])
 def test_run_never_stays_running(error, status, tiny_cfg, tiny_splits, store):
     class Boom(Callback):

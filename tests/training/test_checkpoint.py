@@ -97,6 +97,7 @@ SETTINGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", SETTINGS.values(), ids=SETTINGS.keys())
 def test_a_resumed_fit_gives_the_uncut_fits_numbers_bit_for_bit(
     setting, tiny_cfg, tiny_splits, tmp_path
@@ -109,6 +110,7 @@ def test_a_resumed_fit_gives_the_uncut_fits_numbers_bit_for_bit(
     assert seen.resumed_with == [1, 2] and seen.epochs == [3, 4]  # epochs 1-2 are not rerun
 
 
+@pytest.mark.slow
 def test_early_stopping_goes_on_counting_where_it_was_cut(tiny_cfg, tiny_splits, tmp_path):
     # Epoch 8 is the first without improvement, epoch 9 the second: the cut falls between.
     cfg = tiny_cfg(*EXACT, "train.epochs=10", "train.lr=0.003", "train.early_stopping=2")

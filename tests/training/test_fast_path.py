@@ -16,6 +16,7 @@ def train(cfg, splits):
     return fit(create_model(cfg.model), splits, cfg.train)
 
 
+@pytest.mark.slow
 def test_bf16_and_fp32_reach_similar_accuracy(tiny_cfg, tiny_splits):
     fp32 = train(tiny_cfg("train.precision=fp32", "train.epochs=3"), tiny_splits)
     bf16 = train(tiny_cfg("train.precision=bf16", "train.epochs=3"), tiny_splits)
@@ -25,6 +26,7 @@ def test_bf16_and_fp32_reach_similar_accuracy(tiny_cfg, tiny_splits):
     assert abs(fp32.test_accuracy - bf16.test_accuracy) < 0.06
 
 
+@pytest.mark.slow
 def test_fast_path_is_deterministic_for_a_seed(tiny_cfg, tiny_splits):
     overrides = [*AUGMENTED, "train.precision=bf16", "model.batchnorm=true"]
     a = train(tiny_cfg(*overrides), tiny_splits)
@@ -33,6 +35,7 @@ def test_fast_path_is_deterministic_for_a_seed(tiny_cfg, tiny_splits):
     assert a.test_loss == b.test_loss
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("c_compiler", "kernel_always")
 def test_fused_stem_is_deterministic_and_learns_like_pytorchs_ops(tiny_cfg, tiny_splits):
     """The tiny cnn's first block (conv, max-pool, relu) runs as the native kernel."""

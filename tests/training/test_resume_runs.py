@@ -63,6 +63,7 @@ def val_losses(uri: str, run_id: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, "val_loss")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error, status", [(KeyboardInterrupt(), "KILLED"), (OSError(), "FAILED")])
 def test_the_api_resumes_a_cut_run_in_the_same_run(error, status, uri):
     cfg = load_config(None, EXACT)
@@ -90,6 +91,7 @@ def test_the_api_takes_no_config_with_resume(uri):
         cnnlab.train(resume="abc", tracking_uri=uri, track=False)
 
 
+@pytest.mark.slow
 def test_a_finished_run_logs_its_checkpoint_when_asked_and_deletes_it(uri, tmp_path):
     cfg = load_config(None, [*EXACT, "train.epochs=1", "tracking.log_checkpoint=true"])
     kept = train_run(cfg, tracking_uri=uri)
@@ -105,6 +107,7 @@ def test_a_finished_run_logs_its_checkpoint_when_asked_and_deletes_it(uri, tmp_p
     assert "config.toml" in artifacts and "checkpoint" not in artifacts
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_config_is_passed_over(uri, caplog):
     cfg = load_config(None, EXACT)
     run_id = cut_run(cfg, uri)
@@ -118,6 +121,7 @@ def test_a_checkpoint_of_another_config_is_passed_over(uri, caplog):
     assert MlflowClient(uri).get_run(run_id).info.status == "KILLED"  # left as it was
 
 
+@pytest.mark.slow
 def test_a_study_rerun_goes_on_with_its_cut_run(uri):
     cfg = load_config(None, [*EXACT, 'tracking.experiment="study/step"'])
     tags = {STEP_HASH_TAG: "h1", VARIANT_TAG: "base", SEED_TAG: "42"}
@@ -130,6 +134,7 @@ def test_a_study_rerun_goes_on_with_its_cut_run(uri):
     assert [step for step, _ in val_losses(uri, run_id)] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_resumed_optuna_trial_reports_every_epoch_to_its_pruner(uri, monkeypatch):
     import optuna
 
