@@ -32,6 +32,7 @@ _SUBPACKAGES = (
     "export",
     "models",
     "reports",
+    "runs",
     "search",
     "study",
     "tracking",

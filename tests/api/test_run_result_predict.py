@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import cnnlab
-from cnnlab.training._fast import Runtime
+from cnnlab.training import Runtime
 
 N = 300  # images in the folder
 

@@ -3,8 +3,7 @@ across the study, seeds still needed, and expectations edited after the results.
 
 import json
 
-from cnnlab.reports._collect import ExperimentRecord, RunRecord
-from cnnlab.reports._hypotheses import hypotheses_table, judge_hypotheses
+from cnnlab.reports import ExperimentRecord, RunRecord, hypotheses_table, judge_hypotheses
 
 SEEDS = (42, 43, 44, 45, 46)
 

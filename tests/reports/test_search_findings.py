@@ -13,11 +13,11 @@ import pytest
 from mlflow.entities import Metric, Param
 
 from cnnlab.config import load_config, override_text
-from cnnlab.reports import collect
-from cnnlab.reports._document import Figure, Table
+from cnnlab.reports import Table, collect
+from cnnlab.reports._document import Figure
 from cnnlab.reports._search_findings import search_findings
-from cnnlab.search import run_search
-from cnnlab.search._space import dimensions_from_dict, space_to_dict
+from cnnlab.search import dimensions_from_dict, run_search
+from cnnlab.search._space import space_to_dict
 
 SPACE = {
     # Rounding 30 to q=4 gives 32, past `high`: the report must still take such a value.

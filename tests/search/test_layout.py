@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import mlflow
 
+from cnnlab.search import TrialRecord
 from cnnlab.search._layout import SearchLayout
-from cnnlab.search._records import TrialRecord
 
 
 def test_a_summary_already_on_the_parent_is_not_logged_again(store, experiment):

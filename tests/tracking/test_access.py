@@ -11,8 +11,8 @@ import requests
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, UNAUTHENTICATED
 
-from cnnlab.tracking import TrackingDenied, TrackingUnavailable
-from cnnlab.tracking._access import GuardedClient, shown
+from cnnlab.tracking import TrackingDenied, TrackingUnavailable, shown
+from cnnlab.tracking._access import GuardedClient
 from cnnlab.tracking._store import client
 
 URI = "https://tracking.lab:5000"

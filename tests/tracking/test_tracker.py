@@ -9,9 +9,7 @@ from cnnlab.models import create_model
 from cnnlab.runs import train_run
 from cnnlab.tracking import default_uri, resolve_uri
 from cnnlab.tracking._store import artifact_location
-from cnnlab.training import Callback, evaluate
-from cnnlab.training._batches import Normalize
-from cnnlab.training._fast import Runtime
+from cnnlab.training import Callback, Normalize, Runtime, evaluate
 
 
 @pytest.fixture

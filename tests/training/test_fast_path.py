@@ -5,8 +5,8 @@ import torch
 
 from cnnlab.config import ConfigError, TrainConfig, load_config
 from cnnlab.models import create_model
-from cnnlab.training import Normalize, evaluate, fit, seed_everything
-from cnnlab.training._fast import Augment, Runtime, cpu_has_native_bf16, resolve_precision
+from cnnlab.training import Normalize, Runtime, evaluate, fit, seed_everything
+from cnnlab.training._fast import Augment, cpu_has_native_bf16, resolve_precision
 
 AUGMENTED = ["train.flip=true", "train.crop_padding=2", "train.erase=0.5"]
 

@@ -172,11 +172,12 @@ def _rebuilt(store, run_id: str) -> tuple[Config, Any]:
     """The logged model, laid out as it trained (channels_last, the fused first block)."""
     import torch
 
-    from cnnlab.export import logged_model
+    from cnnlab.export import logged_input, logged_model
     from cnnlab.training import Runtime
 
     cfg, model = logged_model(store, run_id)
-    Runtime.from_config(cfg.train, torch.device("cpu"), model).prepare(model)
+    shape, _ = logged_input(store, run_id, cfg)  # the kernel is timed on the run's images
+    Runtime.from_config(cfg.train, torch.device("cpu"), model).prepare(model, shape)
     return cfg, model.eval()
 
 

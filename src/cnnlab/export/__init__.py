@@ -7,7 +7,7 @@ image files, and the MLflow Model Registry.
 """
 
 from cnnlab.export._files import FORMATS, TOLERANCE, Exported, RunModel, export_model, run_model
-from cnnlab.export._load import evaluated_confusion, logged_model
+from cnnlab.export._load import evaluated_confusion, logged_input, logged_model
 from cnnlab.export._mlflow_model import (
     MODEL_ARTIFACT,
     ModelLogger,
@@ -29,6 +29,7 @@ __all__ = [
     "RunModel",
     "evaluated_confusion",
     "export_model",
+    "logged_input",
     "logged_model",
     "logged_pixel_stats",
     "plain",

@@ -31,21 +31,23 @@ def logged_model(store: Store, run_id: str) -> tuple[Config, Any]:
             ) from None
         cfg = load_config(Path(cfg_path))
         state = torch.load(weights, weights_only=True, map_location="cpu")
-        input_shape, classes = _logged_io(store, run_id, cfg, tmp)
+    input_shape, classes = logged_input(store, run_id, cfg)
     model = create_model(cfg.model, input_shape, classes)
     model.load_state_dict(state)
     return cfg, model
 
 
-def _logged_io(store: Store, run_id: str, cfg: Config, tmp: str) -> tuple[tuple[int, ...], int]:
-    """A built-in dataset's shape is the registry's; a folder's is what the run logged (the
-    folder need not exist where the model is loaded)."""
+def logged_input(store: Store, run_id: str, cfg: Config) -> tuple[tuple[int, ...], int]:
+    """The run's image shape (channels, height, width) and number of classes: a built-in
+    dataset's are the registry's; a folder's are what the run logged (the folder need not exist
+    where the model is loaded)."""
     if cfg.data.dataset != FOLDER:
         info = dataset_info(cfg.data)
         return info.input_shape, info.num_classes
-    path = store.download_artifacts(run_id, "architecture.json", tmp)
-    with open(path) as f:
-        logged = json.load(f)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = store.download_artifacts(run_id, "architecture.json", tmp)
+        with open(path) as f:
+            logged = json.load(f)
     return tuple(logged["input_shape"]), logged["layers"][-1]["out_shape"][0]
 
 
