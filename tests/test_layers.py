@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"training"},  # the loop: knows nothing of MLflow, Optuna or Hyperopt
     {"tracking"},  # MLflow, observing the loop through callbacks
     {"export"},  # models out of runs; its ModelLogger is one of the run's callbacks
-    {"runs"},  # one run end to end
+    {"runs", "cluster"},  # one run end to end; Ray tasks on a cluster's nodes
     {"search"},
     {"reports"},  # reads what MLflow recorded, searches' findings included
     {"advisor", "study"},

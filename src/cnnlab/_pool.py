@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 _STOP_WAIT_S = 120.0  # how long an interrupted worker may take to close its run
-_events: Connection | None = None  # in a worker: where emit() sends to the parent
+_events: Any = None  # in a worker: where emit() sends to the parent (a Connection, a queue)
 
 
 def emit(message: Any) -> None:
@@ -35,6 +35,13 @@ def emit(message: Any) -> None:
     ended), rather than with the item's result. Outside a worker, nothing."""
     if _events is not None:
         _events.send(message)
+
+
+def send_events_to(sink: Any) -> None:
+    """Where emit() sends in this process: anything with a send(message) (a Ray task's queue);
+    None: nowhere."""
+    global _events
+    _events = sink
 
 
 def usable_cores() -> list[int]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from cnnlab._commands._common import (
     EXIT_ALL_TRIALS_FAILED,
+    EXIT_CLUSTER,
     EXIT_DATA,
     EXIT_DENIED,
     EXIT_ERROR,
@@ -36,6 +37,7 @@ from cnnlab._commands._common import (
     data_dir_arg,
     jobs_arg,
     output_args,
+    ray_arg,
     tracking_args,
 )
 from cnnlab._signals import Interrupted, Terminated, deliver
@@ -71,6 +73,9 @@ def _run(handler: Callable, args: argparse.Namespace) -> int:
         search = sys.modules.get("cnnlab.search")
         if search and isinstance(exc, search.StorageUnavailable):
             return _fail(str(exc), EXIT_STORAGE)
+        cluster = sys.modules.get("cnnlab.cluster")  # likewise, only with --ray
+        if cluster and isinstance(exc, cluster.ClusterUnreachable):
+            return _fail(str(exc), EXIT_CLUSTER)
         return _crash(exc)
     except Terminated:
         return _fail("terminated (SIGTERM)", EXIT_TERMINATED)
@@ -192,6 +197,7 @@ def cmd_tune(args) -> int:
         progress=False,
         on_trial=echo,
         jobs=args.jobs,
+        ray=args.ray,
     )
     result, registered = tuned.raw, tuned.registered
     n = result.counts
@@ -267,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
         "--register", metavar="NAME", help="register the best trial's model under NAME"
     )
     jobs_arg(tune, "optuna: trials at once")
+    ray_arg(tune, "each trial")
     tracking_args(tune)
     data_dir_arg(tune)
     output_args(tune, "no per-trial lines or table")

@@ -11,6 +11,7 @@ EXIT_ALL_TRIALS_FAILED = 4  # a search ended with no trial that trained
 EXIT_TRACKING = 5  # the tracking server did not answer
 EXIT_STORAGE = 6  # a shared search's storage did not answer
 EXIT_DENIED = 7  # the tracking server refused the credentials
+EXIT_CLUSTER = 8  # no Ray cluster answered at --ray ADDRESS
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C; SIGTERM (128 + the signal)
 
 
@@ -50,6 +51,15 @@ def jobs_arg(parser, what: str, default: int | None = 1) -> None:
         default=default,
         metavar="N",
         help=f"{what}, each in a process with its share of the cores (default: {shown})",
+    )
+
+
+def ray_arg(parser, what: str) -> None:
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help=f"run {what} as a Ray task on this cluster: its head's HOST:PORT, or 'local' "
+        'for one started here (needs pip install "cnnlab[ray]")',
     )
 
 

@@ -13,6 +13,7 @@ from cnnlab._commands._common import (
     data_dir_arg,
     jobs_arg,
     output_args,
+    ray_arg,
     tracking_args,
 )
 
@@ -35,6 +36,7 @@ def cmd_study(args) -> int:
         jobs=args.jobs,
         until_decided=args.until_decided,
         max_seeds=args.max_seeds,
+        ray=args.ray,
     )
     report = study.report
     if not args.quiet:
@@ -145,6 +147,7 @@ def add_parsers(sub) -> None:
     )
     study.add_argument("--out", default="report", help="report folder (default: ./report)")
     jobs_arg(study, "train runs at once", default=None)
+    ray_arg(study, "each train run and trial")
     output_args(study, "print nothing but errors")
     tracking_args(study)
     data_dir_arg(study)

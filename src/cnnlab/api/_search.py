@@ -25,6 +25,7 @@ def tune(
     progress: bool = True,
     on_trial: Callable[[Any], None] | None = None,
     jobs: int = 1,
+    ray: str | None = None,
 ) -> TuneResult:
     """Searches the config's [search.space], as `cnnlab tune` does; rerun to resume.
 
@@ -39,6 +40,8 @@ def tune(
         jobs: trials at once, each in a worker process pinned to its share of the cores, on
             one Optuna study (search.storage, or a journal file beside the store); Optuna only.
             TPE's proposals after its random start then differ from one job's.
+        ray: a Ray cluster's address (HOST:PORT of its head) or "local": the trials run as
+            Ray tasks on its nodes, on the shared study (see cnnlab.cluster); Optuna only.
 
     Returns: a TuneResult: the trials as a DataFrame (number, state, value, epochs, seconds,
     run_id, reason and one column per searched key), the best trial's params, value, run id
@@ -63,7 +66,12 @@ def tune(
 
     try:
         result = run_search(
-            cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=observe, jobs=jobs
+            cfg,
+            tracking_uri=tracking_uri,
+            data_dir=data_dir,
+            on_trial=observe,
+            jobs=jobs,
+            ray=ray,
         )
     finally:
         if bar is not None:

@@ -28,6 +28,7 @@ def run_study(
     jobs: int | None = None,
     until_decided: bool = False,
     max_seeds: int | None = None,
+    ray: str | None = None,
 ) -> StudyResult:
     """Runs a study folder step by step (each variant once per seed, resuming what is done),
     then writes its report, as `cnnlab study` does.
@@ -47,6 +48,10 @@ def run_study(
             or has `max_seeds` seeds per arm (default 10). Each step planned this way judges
             its K looks at level 0.025 / K, so stopping at a decision confirms a false claim
             at most 2.5% of the time; the report lists the seeds added and why.
+        ray: a Ray cluster's address (HOST:PORT of its head) or "local": each train run and
+            each trial runs as a Ray task on whichever node has room (`train.threads` CPUs,
+            one when 0; a cuda run asks for a GPU), steps in order; `jobs` is then unused.
+            A cluster of several nodes needs a tracking server (see cnnlab.cluster).
 
     Returns: a StudyResult with each step's outcome and the report's paths.
     """
@@ -74,6 +79,7 @@ def run_study(
             jobs=jobs,
             until_decided=until_decided,
             max_seeds=max_seeds,
+            ray=ray,
         )
     finally:
         if bar is not None:

@@ -1,6 +1,8 @@
-"""`tune --jobs N`: N worker processes on one Optuna study in a journal file beside the store.
+"""`tune --jobs N`: N worker processes on one Optuna study in a journal file beside the store;
+`tune --ray ADDRESS`: the same workers as Ray tasks on a cluster's nodes.
 
     result = run_parallel(cfg, jobs=4)   # the same SearchResult as run_one's
+    result = run_on_cluster(cfg, "local")
 
 A search given `search.storage` is shared already; one without gets a journal file in its state
 folder (`<id>.jobs.journal`), so rerunning with --jobs resumes it. The workers are the shared
@@ -11,6 +13,7 @@ jobs its proposals after the first `n_startup` (random) trials differ from one j
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 from cnnlab._pool import WorkerPool, emit
 from cnnlab.config import Config, ConfigError
 from cnnlab.search._search import prepare, run_one, search_id, state_path
-from cnnlab.tracking import Store, resolve_uri
+from cnnlab.tracking import Store, resolve_uri, shown
 
 
 def run_parallel(
@@ -31,11 +34,7 @@ def run_parallel(
 ):
     """Runs cfg's search with `jobs` trials at once; returns the SearchResult with every trial.
     `on_trial` is called here, in this process, with each trial's record as a worker ends it."""
-    if cfg.search.engine != "optuna":
-        raise ConfigError(
-            f'tune --jobs {jobs}: trials at once need search.engine = "optuna", '
-            f"got {cfg.search.engine!r} (Hyperopt proposes one trial at a time)"
-        )
+    _check_engine(cfg, f"tune --jobs {jobs}")
     cfg = _with_storage(cfg, tracking_uri)
     prepare(cfg)  # bad input stops here, before any process or run exists
     # The store and experiment made here, once: workers creating a new SQLite store at the
@@ -45,6 +44,71 @@ def run_parallel(
         items = [(cfg, tracking_uri, data_dir)] * jobs
         results = [r for _, r in pool.run(_worker, items, on_event=on_trial)]
     return max(results, key=lambda r: len(r.records))  # the last to end saw every trial
+
+
+def run_on_cluster(
+    cfg: Config,
+    ray,
+    *,
+    tracking_uri: str | None = None,
+    data_dir: str | None = None,
+    on_trial: Callable | None = None,
+):
+    """Runs cfg's search as Ray tasks on a cluster (`ray`: its address, "local", or a joined
+    cnnlab.cluster.Cluster): as many workers on the shared study as the cluster has room for
+    trials of `train.threads` CPUs (one when 0), each a task that a lost node's retry starts
+    again; the sampler and pruner stay Optuna's, in the study's storage. On one node the
+    storage may be the journal file beside the store; a cluster of several needs one every node
+    reaches (search.storage = postgresql://...)."""
+    from cnnlab.cluster import RayPool
+
+    shown_as = f"--ray {getattr(ray, 'address', ray)}"
+    _check_engine(cfg, shown_as)
+    prepare(cfg)  # bad input stops here, before the cluster is joined
+    uri = resolve_uri(cfg.tracking, tracking_uri)
+    with _joined(ray, uri) as cluster:
+        if cluster.nodes > 1:
+            _check_shared_storage(cfg, shown_as, cluster.nodes)
+        cfg = _with_storage(cfg, tracking_uri)
+        Store(uri).ensure_experiment(cfg.tracking.experiment)
+        cpus = max(1, cfg.train.threads)
+        workers = min(cfg.search.trials, max(1, int(cluster.cpus // cpus)))
+        gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and cluster.gpus > 0)
+        resources = {"num_cpus": cpus, "num_gpus": 1 if gpu else 0}
+        pool = RayPool(cluster, lambda item: resources)
+        items = [(cfg, tracking_uri, data_dir)] * workers
+        results = [r for _, r in pool.run(_worker, items, on_event=on_trial)]
+    return max(results, key=lambda r: len(r.records))
+
+
+@contextlib.contextmanager
+def _joined(ray, uri: str):
+    """A cluster the caller joined already (a study's) stays open; an address is joined here."""
+    if not isinstance(ray, str):
+        yield ray
+        return
+    from cnnlab.cluster import connect
+
+    with connect(ray, uri) as cluster:
+        yield cluster
+
+
+def _check_engine(cfg: Config, option: str) -> None:
+    if cfg.search.engine != "optuna":
+        raise ConfigError(
+            f'{option}: trials at once need search.engine = "optuna", '
+            f"got {cfg.search.engine!r} (Hyperopt proposes one trial at a time)"
+        )
+
+
+def _check_shared_storage(cfg: Config, option: str, nodes: int) -> None:
+    storage = cfg.search.storage or ""
+    if not storage or storage.startswith(("journal://", "sqlite:")):
+        got = shown(storage) if storage else "none (a journal file on this machine)"
+        raise ConfigError(
+            f"{option}: a search over {nodes} nodes needs a storage every node reaches "
+            f"(expected search.storage = postgresql://..., got {got})"
+        )
 
 
 def _with_storage(cfg: Config, tracking_uri: str | None) -> Config:

@@ -7,11 +7,12 @@ for index, done in run_jobs(pool, [(cfg, uri, data_dir, tags, cut), ...]):   # p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.config import Config
+from cnnlab.tracking.tags import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
 
 # Splits by data config, per process: a worker loads each dataset once, not once per run.
 _SPLITS: dict[str, Any] = {}
@@ -55,10 +56,42 @@ def train_one(
     )
 
 
+def train_on_node(
+    cfg: Config, uri: str, data_dir: str | None, tags: dict[str, str], cut: str | None = None
+) -> Done:
+    """train_one as a cluster's task: a second attempt (the first one's node was lost) finds
+    the first's run, cut short, and goes on from its checkpoint where that can be read here;
+    where it cannot, the cut run is closed KILLED and the run starts again. Either way one
+    (variant, seed) ends FINISHED once."""
+    from cnnlab.study._plan import cut_runs
+    from cnnlab.tracking import Store, checkpoint_file
+
+    if cut is None:
+        store = Store(uri)
+        found = cut_runs(store, cfg.tracking.experiment, tags[STEP_HASH_TAG])
+        cut = found.get((tags[VARIANT_TAG], int(tags[SEED_TAG])))
+        if cut is not None and not checkpoint_file(uri, cut).is_file():
+            store.terminate(cut, "KILLED")
+            cut = None
+    return train_one(cfg, uri, data_dir, tags, cut)
+
+
+def run_resources(cluster) -> Callable[[tuple], dict[str, float]]:
+    """What each study run asks of a cluster: `train.threads` CPUs (one when 0), and one GPU
+    for a cuda run, or for an `auto` one where the cluster has GPUs."""
+
+    def resources(item: tuple) -> dict[str, float]:
+        train = item[0].train
+        gpu = train.device == "cuda" or (train.device == "auto" and cluster.gpus > 0)
+        return {"num_cpus": max(1, train.threads), "num_gpus": 1 if gpu else 0}
+
+    return resources
+
+
 def run_jobs(pool, items: Sequence[tuple]) -> Iterator[tuple[int, Done]]:
     """(index, Done) per item as each finishes: in the pool's workers, or in order here."""
     if pool is not None:
-        yield from pool.run(train_one, items)
+        yield from pool.run(train_on_node if getattr(pool, "remote", False) else train_one, items)
         return
     try:
         for index, item in enumerate(items):

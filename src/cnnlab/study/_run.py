@@ -77,6 +77,7 @@ def run_study(
     jobs: int | None = None,
     until_decided: bool = False,
     max_seeds: int | None = None,
+    ray: str | None = None,
 ) -> tuple[list[StepResult], str]:
     """Runs every step in order; returns what happened per step and the tracking URI.
 
@@ -86,6 +87,8 @@ def run_study(
     a tune step's trials run as its [search] says); None: one per 4 cores. `until_decided`:
     then adds rounds of seeds to the variants that an open hypothesis compares, until each is
     decided or has `max_seeds` seeds per arm (see study._decide for the stopping rule).
+    `ray`: a Ray cluster's address (or "local") whose nodes run the train runs and a tune
+    step's trials instead (cnnlab.cluster).
     """
     from cnnlab.tracking import resolve_uri
 
@@ -93,15 +96,28 @@ def run_study(
     prefix = f"{folder.resolve().name}{'-quick' if quick else ''}"
     first = steps[0].config(steps[0].variants[0], quick)
     uri = resolve_uri(first.tracking, tracking_uri)
-    context = _Context(prefix, quick, seeds, uri, Store(uri), data_dir, echo, on_run, jobs)
-    results = context.run(steps, tune or _tune)
-    if until_decided:
-        if quick:
-            echo("until-decided: a quick study's verdicts are not judged, so no seeds are added")
-        else:
-            cap = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
-            add_rounds(context, load_steps(folder, None), steps, cap, results, _tune)
+    with _cluster(ray, uri) as cluster:  # joined before any store, run or data exists
+        context = _Context(prefix, quick, seeds, uri, Store(uri), data_dir, echo, on_run, jobs)
+        context.cluster = cluster
+        results = context.run(steps, tune or _tune)
+        if until_decided:
+            if quick:
+                echo("until-decided: a quick study's verdicts are not judged, so no seeds added")
+            else:
+                cap = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
+                add_rounds(context, load_steps(folder, None), steps, cap, results, _tune)
     return results, uri
+
+
+@contextlib.contextmanager
+def _cluster(address: str | None, uri: str):
+    if address is None:
+        yield None
+        return
+    from cnnlab.cluster import connect
+
+    with connect(address, uri) as cluster:
+        yield cluster
 
 
 @dataclass
@@ -117,6 +133,7 @@ class _Context:
     echo: Callable[[str], None]
     on_run: Callable[[int, int], None] | None
     jobs: int | None
+    cluster: Any = None  # cnnlab.cluster.Cluster: runs and trials go to its nodes
 
     def run(self, steps: list[Step], tune) -> list[StepResult]:
         """One pass: each step's runs still to make, with one estimate of the time left."""
@@ -131,7 +148,7 @@ class _Context:
 
             jobs = default_jobs()
         results = []
-        with _pool(min(jobs, trains)) as pool:
+        with _pool(min(jobs, trains), self.cluster) as pool:
             for step in steps:
                 run = _Runner(step, self, progress, pool)
                 results.append(run.step(plans[step.name], tune))
@@ -139,8 +156,15 @@ class _Context:
 
 
 @contextlib.contextmanager
-def _pool(jobs: int):
-    """Worker processes for the train runs when more than one runs at once; else None."""
+def _pool(jobs: int, cluster):
+    """Worker processes for the train runs when more than one runs at once, Ray tasks on a
+    cluster's nodes when one is given; else None."""
+    if cluster is not None:
+        from cnnlab.cluster import RayPool
+        from cnnlab.study._jobs import run_resources
+
+        yield RayPool(cluster, run_resources(cluster))
+        return
     if jobs <= 1:
         yield None
         return
@@ -156,6 +180,7 @@ class _Runner:
         self.store, self.data_dir = context.store, context.data_dir
         self.progress, self.echo = progress, context.echo
         self.pool = pool  # worker processes for the train runs, or None: runs here, in order
+        self.cluster = context.cluster
         self.experiment = f"{self.prefix}/{step.name}"
 
     def step(self, plan: Plan, tune) -> StepResult:
@@ -198,7 +223,8 @@ class _Runner:
                 where = self.progress.advance(0, runs=0)
             self.echo(f"  {describe_record(record)}  [{where}]")
 
-        tune(cfg, tracking_uri=self.uri, data_dir=self.data_dir, on_trial=on_trial)
+        kwargs = {"ray": self.cluster} if self.cluster is not None else {}
+        tune(cfg, tracking_uri=self.uri, data_dir=self.data_dir, on_trial=on_trial, **kwargs)
         return cfg.search.trials
 
     def _train(self, jobs: list[Job]) -> int:
@@ -229,11 +255,13 @@ class _Runner:
         return len(jobs)
 
 
-def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, on_trial) -> None:
+def _tune(cfg: Config, *, tracking_uri: str, data_dir: str | None, on_trial, ray=None) -> None:
     from cnnlab.export import register_best
     from cnnlab.search import run_search
 
-    result = run_search(cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial)
+    result = run_search(
+        cfg, tracking_uri=tracking_uri, data_dir=data_dir, on_trial=on_trial, ray=ray
+    )
     register_best(result, cfg.search.register)  # a step's [search] register = "name"
 
 

@@ -13,7 +13,7 @@ password) and grant(uri, name, experiment, "EDIT") manage its users, as the admi
 refuses a client raises TrackingDenied (exit 7); one that does not answer TrackingUnavailable.
 """
 
-from cnnlab.tracking._access import shown
+from cnnlab.tracking._access import is_remote, shown
 from cnnlab.tracking._adapter import Store, filter_value, param_text, run_id_of
 from cnnlab.tracking._auth import (
     ADMIN_PASSWORD_ENV,
@@ -69,6 +69,7 @@ __all__ = [
     "run_tags",
     "server_command",
     "shown",
+    "is_remote",
     "store_file",
     "typed_password",
 ]

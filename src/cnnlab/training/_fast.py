@@ -48,10 +48,14 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
 
 
 def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, or fewer where OMP_NUM_THREADS says
+    so (a Ray task is given its CPUs that way, not by pinning)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(limit)) if limit.isdigit() and int(limit) > 0 else cores
 
 
 def set_threads(threads: int) -> None:
