@@ -298,3 +298,64 @@ def test_the_overhead_benchmark_times_the_three_ways():
     assert set(record["median_s"]) == {"jobs 1", "jobs 2", "ray local"}
     assert record["ratio_to_jobs_1"]["jobs 1"] == 1.0
     assert all(s > 0 for s in record["median_s"].values())
+
+
+@pytest.mark.slow
+def test_an_items_data_error_reaches_the_driver_as_itself_and_ctrl_c_cancels(uri):
+    """On a `local` cluster: a task whose node lacks the data raises the one-line DataError
+    on the driver (exit 3 there), and an interrupt of the driver cancels the running tasks."""
+    from cnnlab.cluster import RayPool, connect
+    from cnnlab.data import DataError, load_splits
+
+    missing = load_config(None, ['data.dataset="folder"', 'data.path="/no/such/folder"'])
+    with connect("local", uri) as cluster:
+        pool = RayPool(cluster, lambda item: {"num_cpus": 1})
+        with pytest.raises(DataError, match="/no/such/folder") as caught:
+            list(pool.run(load_splits, [(missing,)]))
+        assert len(str(caught.value).splitlines()) == 1
+
+        started = time.monotonic()
+        items = pool.run(_sleep_in_steps, [(600,), (600,)])
+        with pytest.raises(KeyboardInterrupt):
+            timer = threading.Timer(3, _interrupt_main)
+            timer.start()
+            next(items)
+        assert time.monotonic() - started < 60  # cancelled, not slept out
+
+
+def _sleep_in_steps(seconds: float) -> None:
+    """Python between short sleeps, as a training loop is: where a cancel lands."""
+    for _ in range(int(seconds * 10)):
+        time.sleep(0.1)
+
+
+# The tasks unpickle this module's functions by value: the nodes do not import tests/.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _interrupt_main() -> None:
+    import _thread
+
+    _thread.interrupt_main()
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_driver_ends_every_run_killed(uri, tmp_path):
+    import signal
+    import subprocess
+
+    argv = [sys.executable, "-m", "cnnlab.cli", "study", str(_study(tmp_path, epochs=30))]
+    driver = subprocess.Popen(
+        [*argv, "--ray", "local", "--tracking-uri", uri, "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_two_runs_past_an_epoch(uri)
+        driver.send_signal(signal.SIGINT)
+        code = driver.wait(timeout=180)
+    finally:
+        driver.kill()
+    assert code == 130, driver.stderr.read()
+    statuses = [r.info.status for r in _runs(uri) if "cnnlab.variant" in r.data.tags]
+    assert statuses and set(statuses) == {"KILLED"}
