@@ -47,6 +47,32 @@ epochs = {epochs}
 eval_batch_size = 1000
 threads = 1
 """
+# A Hyperopt step: proposed one trial at a time, so its trials run on the driver.
+SEARCH_STEP = """
+[step]
+kind = "tune"
+description = "Two learning rates."
+
+[data]
+train_limit = 400
+val_fraction = 0.05
+
+[model]
+filters = 4
+hidden_units = [16]
+
+[train]
+epochs = 1
+eval_batch_size = 1000
+
+[search]
+engine = "hyperopt"
+trials = 2
+seed = 1
+
+[search.space]
+"train.lr" = { dist = "loguniform", low = 1e-4, high = 3e-3 }
+"""
 SPACE = {"train.lr": {"dist": "loguniform", "low": 1e-4, "high": 3e-3}}
 SEARCH = [
     "data.train_limit=400",
@@ -99,10 +125,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _study(tmp_path: Path, epochs: int = 2) -> Path:
+def _study(tmp_path: Path, epochs: int = 2, search: bool = False) -> Path:
     folder = tmp_path / "study"
     folder.mkdir()
     (folder / "1-widths.toml").write_text(STEP.format(epochs=epochs))
+    if search:
+        (folder / "2-search.toml").write_text(SEARCH_STEP)
     return folder
 
 
@@ -173,22 +201,29 @@ def test_two_nodes_refuse_a_local_store_and_a_search_without_shared_storage(
 @pytest.mark.slow
 def test_a_study_on_two_nodes_records_what_one_machine_records(two_nodes, tracking_server, uri):
     """The same experiments, runs, tags and params as a local run of the study, and a report
-    that judges its hypothesis."""
-    folder = _study(Path(uri.removeprefix("sqlite:///")).parent.parent)
-    spread = run_study(folder, tracking_uri=tracking_server.uri, ray=two_nodes.address, out="r1")
+    that judges its hypothesis. The Hyperopt step's trials run on the driver, one at a time."""
+    folder = _study(Path(uri.removeprefix("sqlite:///")).parent.parent, search=True)
+    lines: list[str] = []
+    spread = run_study(
+        folder, tracking_uri=tracking_server.uri, ray=two_nodes.address, out="r1", echo=lines.append
+    )
     local = run_study(folder, tracking_uri=uri, jobs=1, out="r2", progress=False)
 
     def layout(tracking_uri):
-        found = {}
+        client = mlflow.MlflowClient(tracking_uri)
+        found = []
         for run in _runs(tracking_uri):
             tags = run.data.tags
-            key = (tags.get("cnnlab.variant"), tags.get("cnnlab.seed"), run.info.status)
-            found[key] = sorted(run.data.params)
-        return found
+            experiment = client.get_experiment(run.info.experiment_id).name
+            nested = "mlflow.parentRunId" in tags
+            key = (experiment, tags.get("cnnlab.variant"), tags.get("cnnlab.seed"), nested)
+            found.append((*key, run.info.status, tuple(sorted(run.data.params))))
+        return sorted(found, key=repr)
 
     assert layout(tracking_server.uri) == layout(uri)
-    assert len(layout(uri)) == 4 and {k[2] for k in layout(uri)} == {"FINISHED"}
-    assert [s.runs for s in spread.steps] == [s.runs for s in local.steps] == [4]
+    assert len(layout(uri)) == 4 + 3 and {k[4] for k in layout(uri)} == {"FINISHED"}
+    assert [s.runs for s in spread.steps] == [s.runs for s in local.steps] == [4, 2]
+    assert "  its trials run here (Hyperopt, or no storage all nodes reach)" in lines
     report = Path(spread.report.markdown).read_text()
     assert "wide beats narrow" in report
     assert any(v in report for v in ("confirmed", "refuted", "inconclusive"))

@@ -11,6 +11,7 @@ The engines observe training through callbacks only; the loop never imports them
 from cnnlab.search._check import SpaceReport, check_space
 from cnnlab.search._entry import run_search
 from cnnlab.search._objective import trial_config
+from cnnlab.search._parallel import spreads_over
 from cnnlab.search._records import (
     FAIL_REASONS,
     INVALID_ARCHITECTURE,
@@ -49,5 +50,6 @@ __all__ = [
     "parse_space",
     "prepare",
     "run_search",
+    "spreads_over",
     "trial_config",
 ]

@@ -101,9 +101,17 @@ def _check_engine(cfg: Config, option: str) -> None:
         )
 
 
+def spreads_over(cfg: Config, nodes: int) -> bool:
+    """Whether cfg's search can run as tasks on a cluster of `nodes` nodes: Optuna's, with a
+    storage every node reaches when there are several."""
+    storage = cfg.search.storage or ""
+    shared = storage and not storage.startswith(("journal://", "sqlite:"))
+    return cfg.search.engine == "optuna" and (nodes == 1 or bool(shared))
+
+
 def _check_shared_storage(cfg: Config, option: str, nodes: int) -> None:
     storage = cfg.search.storage or ""
-    if not storage or storage.startswith(("journal://", "sqlite:")):
+    if not spreads_over(cfg, nodes):
         got = shown(storage) if storage else "none (a journal file on this machine)"
         raise ConfigError(
             f"{option}: a search over {nodes} nodes needs a storage every node reaches "

@@ -223,7 +223,14 @@ class _Runner:
                 where = self.progress.advance(0, runs=0)
             self.echo(f"  {describe_record(record)}  [{where}]")
 
-        kwargs = {"ray": self.cluster} if self.cluster is not None else {}
+        kwargs = {}
+        if self.cluster is not None:
+            from cnnlab.search import spreads_over
+
+            if spreads_over(cfg, self.cluster.nodes):
+                kwargs["ray"] = self.cluster
+            else:  # one trial at a time, here: what the step does without a cluster
+                self.echo("  its trials run here (Hyperopt, or no storage all nodes reach)")
         tune(cfg, tracking_uri=self.uri, data_dir=self.data_dir, on_trial=on_trial, **kwargs)
         return cfg.search.trials
 
