@@ -71,7 +71,8 @@ def connect(address: str, tracking_uri: str) -> Cluster:
     options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     try:
         if address == LOCAL:
-            ray.init(object_store_memory=_LOCAL_OBJECT_STORE, **options)
+            # address="local": a new cluster even where another one runs on this machine
+            ray.init(address="local", object_store_memory=_LOCAL_OBJECT_STORE, **options)
         else:
             ray.init(address=address, **options)
     except ConnectionError as exc:
