@@ -51,9 +51,9 @@ def test_predict_lays_the_model_out_once(tmp_path, fmnist, uri, monkeypatch):
     prepared = []
     original = Runtime.prepare
 
-    def counted(self, model):
+    def counted(self, model, *args):
         prepared.append(model)
-        return original(self, model)
+        return original(self, model, *args)
 
     monkeypatch.setattr(Runtime, "prepare", counted)
     images = fmnist.test_images[:20, 0]

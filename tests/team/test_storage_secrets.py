@@ -86,3 +86,38 @@ def test_a_missing_or_wrong_password_is_exit_6_and_never_printed(
     for secret in (wrong, pg_worker.password):
         assert secret not in out + err
     assert not (tmp_path / "runs").exists()  # no run, no store
+
+
+def test_workers_opening_an_empty_database_at_once_all_get_the_storage(postgres_url):
+    """Workers of one search start together on a database Optuna has not seen: all create its
+    tables at the same moment, and every one gets a working storage."""
+    import threading
+
+    import optuna
+    import sqlalchemy
+
+    name = f"race_{secrets.token_hex(4)}"
+    admin = sqlalchemy.create_engine(
+        postgres_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    start, opened, failed = threading.Barrier(6), [], []
+
+    def open_one():
+        start.wait()
+        try:
+            opened.append(open_storage(url, heartbeat=10))
+        except Exception as exc:  # noqa: BLE001 - the test reports what any opener raised
+            failed.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not failed and len(opened) == 6
+    study = optuna.create_study(storage=opened[-1], study_name="after-the-race")
+    assert study.study_name in optuna.get_all_study_names(storage=opened[0])

@@ -53,6 +53,7 @@ SKIPPED_ATTR = "cnnlab.skipped"  # "surplus" or "duplicate": told FAIL, never tr
 SCHEMES = ("postgresql://", "postgresql+", "sqlite:///", "journal:///")
 _POLL = 1.0  # seconds between looks at the study while other workers' trials run
 _ADOPT_AFTER = 30.0  # seconds a joined study may lack its parent run before it is adopted
+_SCHEMA_TRIES = 5  # openings of an RDB storage while other workers create its tables
 _MAX_DUPLICATES = 25  # proposals in a row already tried before the space counts as used up
 
 
@@ -66,7 +67,6 @@ def open_storage(url: str, heartbeat: int):
     A PostgreSQL URL may leave out the password (postgresql://cnnlab@db/cnnlab): libpq then
     reads it from PGPASSWORD, ~/.pgpass (or PGPASSFILE) or a service file, off the command line.
     """
-    import optuna
 
     try:
         if url.startswith("journal:///"):
@@ -75,17 +75,34 @@ def open_storage(url: str, heartbeat: int):
             path = Path(url.removeprefix("journal://"))
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
-        connect = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgresql") else {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, connect, heartbeat_interval=heartbeat, grace_period=3 * heartbeat
-            )
+        return _rdb_storage(url, heartbeat)
     except Exception as exc:  # re-raised as one line: drivers and Optuna raise many kinds
         first = shown((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
         raise StorageUnavailable(
             f"search.storage: cannot use {shown(url)}: {first}{_password_hint(url, first)}"
         ) from None
+
+
+def _rdb_storage(url: str, heartbeat: int):
+    """RDBStorage creates its tables on first use. Workers started at the same moment on an
+    empty database race through that: the losers get a duplicate-key or already-exists error
+    and, tried again, find the tables the winner made."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    connect = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgresql") else {}
+    for attempt in range(_SCHEMA_TRIES):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, connect, heartbeat_interval=heartbeat, grace_period=3 * heartbeat
+                )
+        except (IntegrityError, ProgrammingError) as exc:
+            raced = "duplicate key" in str(exc) or "already exists" in str(exc)
+            if not raced or attempt == _SCHEMA_TRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _password(url: str) -> str | None:
