@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from env_helpers import missing, require
+from env_helpers import missing, require, stop_group
 
 from cnnlab.config import load_config
 from cnnlab.data import DataError, load_fashion_mnist, make_splits
@@ -140,11 +140,7 @@ class TrackingServer:
         raise RuntimeError("cnnlab server did not come up")
 
     def stop(self) -> None:
-        import signal
-
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the server and its worker
-            self.proc.wait(timeout=30)
+        stop_group(self.proc)
 
 
 @pytest.fixture

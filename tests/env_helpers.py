@@ -67,3 +67,20 @@ def require(name: str) -> str:
     if found is None:
         pytest.fail(missing(name), pytrace=False)
     return found
+
+
+def stop_group(proc, grace: float = 3.0) -> None:
+    """Stops a server started with start_new_session (it and its worker): SIGTERM, then SIGKILL
+    after `grace` seconds, as uvicorn may wait longer than that for its clients' connections."""
+    import os
+    import signal
+    import subprocess
+
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

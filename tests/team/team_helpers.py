@@ -6,7 +6,6 @@ import datetime
 import ipaddress
 import os
 import secrets
-import signal
 import socket
 import ssl
 import subprocess
@@ -15,6 +14,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from env_helpers import stop_group
 
 
 def free_port() -> int:
@@ -105,6 +106,4 @@ class TeamServer:
         raise RuntimeError("cnnlab server --auth did not come up:\n" + self.log.read_text())
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the server, its worker and job runners
-            self.proc.wait(timeout=30)
+        stop_group(self.proc)

@@ -101,3 +101,10 @@ def test_tls_takes_a_certificate_and_key_that_load(tmp_path, capsys):
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
 def test_loopback_binds_need_neither_allowed_hosts_nor_auth(tmp_path, host):
     assert "--app-name" not in launch(tmp_path, host=host).argv
+
+
+def test_the_server_runs_without_mlflows_job_runner_unless_the_user_asks(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    assert launch(tmp_path).environ()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")  # the user's choice stays
+    assert launch(tmp_path).environ()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"

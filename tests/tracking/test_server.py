@@ -1,9 +1,11 @@
 """A real `cnnlab server` on 127.0.0.1: runs through it, and a server that goes away mid-run."""
 
+import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -65,6 +67,17 @@ def test_a_run_through_the_server_keeps_everything(server, tmp_path):
     assert {"config.toml", "model", "learning_curves.svg"} <= names
     # Artifacts are proxied by the server into its runs dir, not written by the client.
     assert list((server.runs_dir / "artifacts").rglob("state_dict.pt"))
+    # One MLflow worker and no job runner: no huey consumer in the server's process group.
+    group = [p for p in Path("/proc").glob("[0-9]*") if _group_of(p) == server.proc.pid]
+    commands = [(p / "cmdline").read_bytes() for p in group]
+    assert commands and not [c for c in commands if b"huey" in c], commands
+
+
+def _group_of(proc_dir) -> int | None:
+    try:
+        return os.getpgid(int(proc_dir.name))
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 @pytest.mark.slow

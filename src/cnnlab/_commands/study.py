@@ -108,7 +108,7 @@ def cmd_advise(args) -> int:
 
 def cmd_ui(args) -> int:
     from cnnlab.config import TrackingConfig
-    from cnnlab.tracking import check_store, resolve_uri, shown
+    from cnnlab.tracking import check_store, light_environ, resolve_uri, shown
 
     uri = resolve_uri(TrackingConfig(runs_dir=args.runs_dir), args.tracking_uri)
     check_store(uri, to_read=True)  # one line in seconds, not a UI on an empty new store
@@ -118,7 +118,7 @@ def cmd_ui(args) -> int:
         f"MLflow UI on http://127.0.0.1:{args.port} for {shown(uri)} (Ctrl-C stops it)",
         flush=True,
     )
-    os.execv(sys.executable, command)
+    os.execve(sys.executable, command, light_environ())
     return EXIT_ERROR  # not reached: execv replaces this process
 
 

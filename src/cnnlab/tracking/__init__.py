@@ -29,7 +29,7 @@ from cnnlab.tracking._auth import (
 from cnnlab.tracking._choice import MlflowTracking, NoTracking, RunSpec, Tracking
 from cnnlab.tracking._errors import TrackingDenied, TrackingUnavailable
 from cnnlab.tracking._open import check_store, open_store
-from cnnlab.tracking._server import ServerLaunch, server_command
+from cnnlab.tracking._server import ServerLaunch, light_environ, server_command
 from cnnlab.tracking._store import (
     default_uri,
     prepare_store,
@@ -60,6 +60,7 @@ __all__ = [
     "default_uri",
     "filter_value",
     "grant",
+    "light_environ",
     "open_store",
     "param_text",
     "prepare_store",
