@@ -135,9 +135,13 @@ class TrackingServer:
                 with urllib.request.urlopen(self.uri + "/health", timeout=2):
                     return
             except OSError:
-                time.sleep(0.3)
+                time.sleep(0.1)
         self.stop()
         raise RuntimeError("cnnlab server did not come up")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         stop_group(self.proc)
@@ -150,6 +154,39 @@ def tracking_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_tracking_server(tmp_path_factory, empty_store):
+    """One real `cnnlab server` for the whole session (a start costs seconds of MLflow's
+    imports): each test keeps to its own experiment. A test that stops it starts it again."""
+    runs_dir = tmp_path_factory.mktemp("shared-server") / "runs"
+    empty_store(runs_dir / "mlflow.db")  # its store made already, as after a first start
+    server = TrackingServer(runs_dir, _free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory):
+    """empty_store(path): an empty MLflow store's database at `path`, and its URI. A copy of
+    one made once per session: making a store runs MLflow's schema migrations, seconds each."""
+    import shutil
+    from pathlib import Path
+
+    from cnnlab.tracking import Store
+
+    made = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    Store(f"sqlite:///{made}").experiments()
+
+    def copy(path) -> str:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(made, path)
+        return f"sqlite:///{path}"
+
+    return copy
 
 
 @pytest.fixture

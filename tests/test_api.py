@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.tracking import store_file
 
 TINY = {
-    "data": {"train_limit": 1000, "val_fraction": 0.05},
+    "data": {"train_limit": 1000, "val_fraction": 0.02},
     "model": {"filters": 8, "hidden_units": [32]},
     "train": {"epochs": 2, "eval_batch_size": 1000},
 }
@@ -37,7 +38,8 @@ def test_summary_shows_as_text_and_html():
 
 
 @pytest.mark.slow
-def test_train_tune_report_and_reload_from_python(uri, tmp_path, fmnist):
+def test_train_tune_report_and_reload_from_python(uri, tmp_path, fmnist, empty_store):
+    empty_store(store_file(uri))
     run = cnnlab.train(TINY, tracking_uri=uri, progress=False)
     assert isinstance(run.history, pd.DataFrame) and list(run.history["epoch"]) == [1, 2]
     assert {"train_loss", "val_loss", "val_accuracy"} <= set(run.history.columns)
@@ -78,7 +80,8 @@ def test_train_tune_report_and_reload_from_python(uri, tmp_path, fmnist):
 
 
 @pytest.mark.slow
-def test_unknown_run_and_run_without_weights_are_clear_errors(uri):
+def test_unknown_run_and_run_without_weights_are_clear_errors(uri, empty_store):
+    empty_store(store_file(uri))
     run = cnnlab.train(TINY, {"tracking.log_weights": False}, tracking_uri=uri, progress=False)
     with pytest.raises(cnnlab.ConfigError, match="run 'nope': expected a run in .*no such run"):
         cnnlab.load_run("nope", tracking_uri=uri)
@@ -99,12 +102,13 @@ def test_import_cnnlab_is_light_and_lists_its_api():
 
 
 @pytest.mark.slow
-def test_calls_leave_the_process_as_they_found_it(uri, monkeypatch):
+def test_calls_leave_the_process_as_they_found_it(uri, monkeypatch, empty_store):
     import os
     import signal
 
     import mlflow
 
+    empty_store(store_file(uri))
     monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
     torch.set_num_threads(1)
     before = (dict(os.environ), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
@@ -121,13 +125,15 @@ def test_calls_leave_the_process_as_they_found_it(uri, monkeypatch):
 
 
 @pytest.mark.slow
-def test_run_study_returns_its_steps_and_report(uri, tmp_path, fmnist):
+def test_run_study_returns_its_steps_and_report(uri, tmp_path, fmnist, empty_store):
+    empty_store(store_file(uri))
     study = tmp_path / "mini"
     study.mkdir()
     (study / "1-one.toml").write_text(
         '[step]\nvariants = [{ name = "a" }, { name = "b", set = ["model.filters=4"] }]\n'
-        "seeds = 2\n[data]\ntrain_limit = 500\nval_fraction = 0.05\n"
+        "seeds = 2\n[data]\ntrain_limit = 500\nval_fraction = 0.02\n"
         "[model]\nfilters = 8\nhidden_units = [16]\n[train]\nepochs = 1\n"
+        "[tracking]\nlog_model = false\n"
     )
     lines = []
     result = cnnlab.run_study(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from mlflow import MlflowClient
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
@@ -20,9 +21,18 @@ def _text(cell) -> str:
     return "\n".join(parts)
 
 
+def _runs(client: MlflowClient, experiment: str) -> list:
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
 @pytest.mark.slow
-def test_quickstart_notebook_runs_headless(tmp_path, monkeypatch, fmnist):
+def test_quickstart_notebook_runs_headless(tmp_path, monkeypatch, fmnist, empty_store):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # The default store made (as a user's first run leaves it), sparing the kernel MLflow's
+    # seconds of making tables; the notebook's runs must still land in it (checked below).
+    empty_store(tmp_path / "cnnlab-runs" / "mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/cnnlab-runs/mlflow.db")
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
     nb = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)
     NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -37,4 +47,6 @@ def test_quickstart_notebook_runs_headless(tmp_path, monkeypatch, fmnist):
         r"test accuracy (\d\.\d{4}) \(logged: (\d\.\d{4})\)", best
     ).groups()
     assert measured == logged and float(measured) > 0.5
-    assert (tmp_path / "cnnlab-runs" / "mlflow.db").exists()
+    # Every run landed in ./cnnlab-runs: the training run, the search's parent and 4 trials.
+    assert len(_runs(client, "quickstart")) == 1
+    assert len(_runs(client, "quickstart-search")) == 1 + 4

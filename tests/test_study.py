@@ -7,9 +7,9 @@ import pytest
 from cnnlab.config import ConfigError
 from cnnlab.reports import PUBLISHED, collect
 from cnnlab.study import QUICK, load_step, load_steps, run_study
-from cnnlab.tracking import default_uri
 
 ROOT = Path(__file__).resolve().parents[1]
+
 
 TINY_STEP = """
 [step]
@@ -21,6 +21,9 @@ variants = [{{ name = "narrow", set = ["model.filters=4"] }}, {{ name = "wide" }
 [data]
 train_limit = 500
 val_fraction = 0.02
+
+[tracking]
+log_model = false  # what these tests read is in the runs' metrics, tags and params
 
 [model]
 filters = 8
@@ -89,12 +92,12 @@ def test_base_config_is_overlaid(tmp_path):
 
 
 @pytest.mark.slow
-def test_study_runs_tags_and_resumes(tmp_path, monkeypatch, fmnist):
+def test_study_runs_tags_and_resumes(tmp_path, monkeypatch, fmnist, empty_store):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "mini"
     study.mkdir()
     (study / "1-widths.toml").write_text(TINY_STEP.format(epochs=1))
-    uri = default_uri(tmp_path / "runs")
+    uri = empty_store(tmp_path / "runs" / "mlflow.db")
     tuned = []
     (study / "2-search.toml").write_text('[step]\nkind = "tune"\n[search]\ntrials = 2\n')
 
@@ -187,14 +190,14 @@ def test_shipped_study_states_its_hypotheses_and_seeds():
 
 
 @pytest.mark.slow
-def test_seeds_run_tag_and_resume_per_variant_and_seed(tmp_path, monkeypatch, fmnist):
+def test_seeds_run_tag_and_resume_per_variant_and_seed(tmp_path, monkeypatch, fmnist, empty_store):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "seeded"
     study.mkdir()
     (study / "1-widths.toml").write_text(
         TINY_STEP.format(epochs=1).replace("[data]", "seeds = [1, 2]\n[data]")
     )
-    uri = default_uri(tmp_path / "runs")
+    uri = empty_store(tmp_path / "runs" / "mlflow.db")
     lines, counts = [], []
     results, _ = run_study(
         study, tracking_uri=uri, echo=lines.append, on_run=lambda *c: counts.append(c)

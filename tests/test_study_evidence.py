@@ -10,12 +10,13 @@ import pytest
 from cnnlab.cli import main
 from cnnlab.reports import write_report
 from cnnlab.study import run_study
-from cnnlab.tracking import default_uri
 
+# 3,000 training images keep the seeds' spread well inside the "same" claim's ten points;
+# 1,200 validation images and no MLflow model keep each run short.
 TINY = """
 [data]
 train_limit = 3000
-val_fraction = 0.05
+val_fraction = 0.02
 
 [model]
 filters = 8
@@ -25,6 +26,9 @@ hidden_units = [32]
 epochs = 3
 lr = 3e-3
 eval_batch_size = 1000
+
+[tracking]
+log_model = false
 """
 
 # A sane learning rate against one too small to learn in three epochs (TINY), 3 seeds each;
@@ -56,13 +60,15 @@ def _row(md: str, first_cell: str) -> str:
 
 
 @pytest.mark.slow
-def test_verdicts_tell_a_real_difference_from_seed_noise(tmp_path, monkeypatch, fmnist):
+def test_verdicts_tell_a_real_difference_from_seed_noise(
+    tmp_path, monkeypatch, fmnist, empty_store
+):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = tmp_path / "evidence"
     study.mkdir()
     (study / "1-lr.toml").write_text(STEP_1 + TINY)
     (study / "2-again.toml").write_text(STEP_2 + TINY)
-    uri = default_uri(tmp_path / "runs")
+    uri = empty_store(tmp_path / "runs" / "mlflow.db")
     results, _ = run_study(study, tracking_uri=uri, echo=lambda text: None)
     assert [r.runs for r in results] == [6, 3]
 
@@ -127,8 +133,9 @@ def test_quick_study_through_the_cli_writes_every_section(tmp_path, monkeypatch,
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     study = Path("mini")
     study.mkdir()
-    (study / "1-search.toml").write_text(QUICK_TUNE + TINY)
-    (study / "2-widths.toml").write_text(QUICK_TRAIN + TINY)
+    small = TINY.replace("train_limit = 3000", "train_limit = 1000")  # no verdict is asked
+    (study / "1-search.toml").write_text(QUICK_TUNE + small)
+    (study / "2-widths.toml").write_text(QUICK_TRAIN + small)
     assert main(["study", "mini", "--quick", "--quiet", "--out", "out"]) == 0
     md = Path("out/report.md").read_text()
     html = Path("out/report.html").read_text()

@@ -8,21 +8,29 @@ import sys
 import time
 from pathlib import Path
 
-import mlflow
 import pytest
-from test_study import TINY_STEP
 
 from cnnlab._pool import WorkerPool, core_shares
 from cnnlab.config import ConfigError
-from cnnlab.study import run_study
-from cnnlab.tracking import default_uri
+
+# WorkerPool's workers import this module to find fail_on_odd: MLflow, the study and
+# test_study are imported where they are used, so that each worker starts in a fraction of a
+# second rather than the ~7 s those imports take.
 
 
 def step_text(variants: str) -> str:
     """test_study's tiny step with these variants, two seeds and one thread per run."""
+    from test_study import TINY_STEP
+
     head, rest = TINY_STEP.format(epochs=2).split("variants = ", 1)
     rest = rest.split("\n", 1)[1]
     return f"{head}variants = {variants}\nseeds = [1, 2]\n{rest}threads = 1\n"
+
+
+def run_study(folder: Path, uri: str, **kwargs):
+    from cnnlab.study import run_study
+
+    return run_study(folder, tracking_uri=uri, **kwargs)
 
 
 TWO = '[{ name = "narrow", set = ["model.filters=4"] }, { name = "wide" }]'
@@ -36,6 +44,8 @@ def study_folder(tmp_path: Path, variants: str = TWO) -> Path:
 
 
 def runs_of(uri: str, experiment: str = "jobs/1-widths") -> list:
+    import mlflow
+
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id]) if exp else []
@@ -47,34 +57,36 @@ def figures(uri: str) -> dict:
 
 
 @pytest.mark.slow
-def test_two_jobs_give_the_same_runs_and_figures_as_one(tmp_path, fmnist):
+def test_two_jobs_give_the_same_runs_and_figures_as_one(tmp_path, fmnist, empty_store):
     folder = study_folder(tmp_path)
-    one, two = default_uri(tmp_path / "one"), default_uri(tmp_path / "two")
+    one, two = (empty_store(tmp_path / name / "mlflow.db") for name in ("one", "two"))
     lines = []
-    run_study(folder, tracking_uri=one, echo=lambda t: None)
-    results, _ = run_study(folder, tracking_uri=two, echo=lines.append, jobs=2)
+    run_study(folder, one, echo=lambda t: None)
+    results, _ = run_study(folder, two, echo=lines.append, jobs=2)
     assert results[0].runs == 4
     assert sum("[run " in line for line in lines) == 4
     assert figures(one) == figures(two)
     assert len(figures(two)) == 4 and all(v[0] is not None for v in figures(two).values())
     # Resumes as with one job: nothing is left to train.
-    again, _ = run_study(folder, tracking_uri=two, echo=lambda t: None, jobs=2)
+    again, _ = run_study(folder, two, echo=lambda t: None, jobs=2)
     assert again[0].skipped
 
 
 @pytest.mark.slow
-def test_four_jobs_write_one_sqlite_store(tmp_path, fmnist):
+def test_four_jobs_write_one_sqlite_store(tmp_path, fmnist, empty_store):
     variants = (
         "["
         + ", ".join(f'{{ name = "w{w}", set = ["model.filters={w}"] }}' for w in (2, 3, 4, 5))
         + "]"
     )
     folder = study_folder(tmp_path, variants)
-    uri = default_uri(tmp_path / "runs")
-    results, _ = run_study(folder, tracking_uri=uri, echo=lambda t: None, jobs=4)
+    uri = empty_store(tmp_path / "runs" / "mlflow.db")
+    results, _ = run_study(folder, uri, echo=lambda t: None, jobs=4)
     runs = runs_of(uri)
     assert results[0].runs == 8 and len(runs) == 8
     assert {r.info.status for r in runs} == {"FINISHED"}
+    import mlflow
+
     assert all(
         len(mlflow.MlflowClient(uri).get_metric_history(r.info.run_id, "val_loss")) == 2
         for r in runs
@@ -82,13 +94,13 @@ def test_four_jobs_write_one_sqlite_store(tmp_path, fmnist):
 
 
 @pytest.mark.slow
-def test_ctrl_c_with_two_jobs_closes_every_run_and_a_rerun_resumes(tmp_path, fmnist):
+def test_ctrl_c_with_two_jobs_closes_every_run_and_a_rerun_resumes(tmp_path, fmnist, empty_store):
     variants = (
         '[{ name = "short", set = ["train.epochs=1"] }, '
         '{ name = "long", set = ["train.epochs=400"] }]'
     )
     folder = study_folder(tmp_path, variants)
-    uri = default_uri(tmp_path / "runs")
+    uri = empty_store(tmp_path / "runs" / "mlflow.db")
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     command = [
         sys.executable,
@@ -101,8 +113,9 @@ def test_ctrl_c_with_two_jobs_closes_every_run_and_a_rerun_resumes(tmp_path, fmn
         "--out",
         str(tmp_path / "report"),
     ]
-    # The store's tables made before the study starts: this test's polling client and the study
-    # creating one SQLite store at the same moment would race through its schema migrations.
+    # The store's tables made before the study starts (empty_store): this test's polling client
+    # and the study creating one SQLite store at the same moment would race through its schema
+    # migrations.
     assert runs_of(uri) == []
     # A session of its own: the SIGINT below reaches the whole group, as a terminal's Ctrl-C does.
     proc = subprocess.Popen(

@@ -87,9 +87,9 @@ def test_idx_dataset_downloads_verifies_and_trains(name, small, mirror, monkeypa
 
     from cnnlab.api import train
 
-    result = train(
-        None, [f'data.dataset="{name}"', "train.epochs=2", "model.filters=16"], track=False
-    )
+    # One thread: two stall where other processes share the cores.
+    small = [f'data.dataset="{name}"', "train.epochs=2", "model.filters=16", "train.threads=1"]
+    result = train(None, small, track=False)
     assert result.fit.compute is not None and result.metrics["test_accuracy"] > 0.5
     assert result.fit.class_names == list(REGISTRY[name].class_names)
 
@@ -148,7 +148,9 @@ def test_cifar_through_summary_train_and_tune_check(cifar, tmp_path, capsys, mon
     assert summary["layers"][0]["params"] == 64 * 3 * 9 + 64  # a 3x3 conv over 3 channels
     assert summary["spatial_chain"][0] == 32
 
-    args = ["train", *data, "--set", "train.epochs=2", "--set", "model.filters=16", "--json"]
+    # One thread: two stall where other processes share the cores.
+    tiny = ["--set", "train.epochs=2", "--set", "model.filters=16", "--set", "train.threads=1"]
+    args = ["train", *data, *tiny, "--json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["test_accuracy"] > 0.5

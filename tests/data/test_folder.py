@@ -171,7 +171,7 @@ def test_bad_folder_exits_3_in_one_line_with_no_run_and_no_cache(
 
 @pytest.mark.slow
 def test_a_run_on_a_folder_records_its_classes_and_note(
-    tmp_path: Path, pictures, capsys, caplog, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pictures, capsys, caplog, monkeypatch: pytest.MonkeyPatch, empty_store
 ):
     import json
 
@@ -181,7 +181,7 @@ def test_a_run_on_a_folder_records_its_classes_and_note(
     x, y, _, _ = pictures
     write_folder(tmp_path / "flat", x, y)
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/runs.db"
+    uri = empty_store(tmp_path / "runs.db")
     args = ["--set", 'data.dataset="folder"', "--set", f'data.path="{tmp_path / "flat"}"']
     assert main(["train", *args, "--set", "train.epochs=2", "--tracking-uri", uri, "--json"]) == 0
     assert "held out as the test set" in caplog.text  # a warning line on stderr
@@ -215,7 +215,13 @@ def test_fashion_mnist_as_png_files_trains_exactly_as_the_idx_files(
     assert torch.equal(raw.test_labels, fmnist.test_labels)
 
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(debian_dir))
-    small = ["data.train_limit=3000", "train.epochs=1", "model.filters=16", "train.seed=3"]
+    small = [
+        "data.train_limit=3000",
+        "data.val_fraction=0.02",  # the same split both ways, and 1,200 images to evaluate
+        "train.epochs=1",
+        "model.filters=16",
+        "train.seed=3",
+    ]
     idx = train(None, small, track=False).metrics["test_accuracy"]
     folder = ['data.dataset="folder"', f'data.path="{root}"']
     png = train(None, [*small, *folder], track=False).metrics["test_accuracy"]
@@ -239,17 +245,20 @@ hidden_units = [16]
 [train]
 epochs = 2
 eval_batch_size = 500
+
+[tracking]
+log_model = false
 """
 
 
 @pytest.mark.slow
 def test_study_and_report_on_a_step_that_names_a_folder(
-    halves: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    halves: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, empty_store
 ):
     study = tmp_path / "mine"
     study.mkdir()
     (study / "1-widths.toml").write_text(STUDY_STEP.format(path=halves))
-    uri = f"sqlite:///{tmp_path}/runs.db"
+    uri = empty_store(tmp_path / "runs.db")
     monkeypatch.chdir(tmp_path)
     assert main(["study", str(study), "--out", "out", "--tracking-uri", uri, "--quiet"]) == 0
     report = (tmp_path / "out" / "report.md").read_text()

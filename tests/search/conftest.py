@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from search_helpers import SMALL_SPACE, TINY_SEARCH, space_override
@@ -15,6 +16,16 @@ def store(tmp_path_factory):
     """One MLflow store for the in-process searches (creating one costs seconds); each test
     keeps to its own experiment."""
     return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+
+
+@pytest.fixture
+def made_store(empty_store):
+    """made_store(uri): the empty store copied to where `uri` (sqlite:///...) has its file."""
+
+    def make(uri: str) -> str:
+        return empty_store(Path(uri.removeprefix("sqlite:///")))
+
+    return make
 
 
 @pytest.fixture

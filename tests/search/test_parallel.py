@@ -7,9 +7,10 @@ import cnnlab
 from cnnlab.config import ConfigError
 
 TINY = {
-    "data": {"train_limit": 500, "val_fraction": 0.05},
+    "data": {"train_limit": 500, "val_fraction": 0.01},
     "model": {"filters": 8, "hidden_units": [16]},
-    "train": {"epochs": 1, "eval_batch_size": 1000, "threads": 1},
+    # No timing of the native kernel against PyTorch's ops in each worker, for each width.
+    "train": {"epochs": 1, "eval_batch_size": 1000, "threads": 1, "fused_stem": False},
     "search": {
         "engine": "optuna",
         "trials": 4,
@@ -22,7 +23,10 @@ TINY = {
 
 
 @pytest.mark.slow
-def test_two_jobs_run_every_trial_once_under_one_parent_and_resume(uri, tmp_path, fmnist):
+def test_two_jobs_run_every_trial_once_under_one_parent_and_resume(
+    uri, tmp_path, fmnist, made_store
+):
+    made_store(uri)
     seen = []
     result = cnnlab.tune(TINY, tracking_uri=uri, progress=False, on_trial=seen.append, jobs=2)
     trials = result.trials

@@ -12,9 +12,11 @@ from team_helpers import TeamServer, free_port, password, self_signed
 
 
 @pytest.fixture(scope="module")
-def team_server(tmp_path_factory):
-    """A real auth-enabled https server on 127.0.0.1 over a fresh runs dir."""
+def team_server(tmp_path_factory, empty_store):
+    """A real auth-enabled https server on 127.0.0.1 over a fresh runs dir (its run store made
+    already, as after a first start: the users and the admin are the server's to make)."""
     home = tmp_path_factory.mktemp("team-server")
+    empty_store(home / "runs" / "mlflow.db")
     cert, key = self_signed(home)
     port = free_port()
     server = TeamServer(home, f"https://127.0.0.1:{port}", cert, password("admin"))

@@ -101,7 +101,7 @@ class TeamServer:
                 with urllib.request.urlopen(self.uri + "/health", timeout=2, context=context):
                     return
             except OSError:
-                time.sleep(0.3)
+                time.sleep(0.1)
         self.stop()
         raise RuntimeError("cnnlab server --auth did not come up:\n" + self.log.read_text())
 

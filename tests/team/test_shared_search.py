@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import mlflow
 import optuna
@@ -38,8 +39,10 @@ TINY = [
     "train.epochs=2",
     "train.eval_batch_size=1000",
     "train.threads=1",  # three workers share two cores
+    "train.fused_stem=false",  # no timing of the native kernel against PyTorch's in each trial
     'tracking.experiment="team"',
     "tracking.log_weights=false",
+    "tracking.log_model=false",  # saving an MLflow model costs seconds per trial
     "search.engine=optuna",
     "search.startup_trials=2",
     f"search.trials={TRIALS}",
@@ -53,23 +56,33 @@ def write_config(tmp_path) -> str:
     return str(path)
 
 
+# The session's tracking server serves both: each search goes to its own experiment.
 @pytest.mark.slow
-def test_three_workers_on_postgres_one_killed(postgres_url, tracking_server, tmp_path):
-    run_workers(tmp_path, postgres_url, "s1", tracking_server.uri)
+def test_three_workers_on_postgres_one_killed(postgres_url, shared_tracking_server, tmp_path):
+    run_workers(tmp_path, postgres_url, "s1", Tracking(shared_tracking_server.uri, "team-pg"))
 
 
 @pytest.mark.slow
-def test_three_workers_on_a_journal_file_one_killed(tracking_server, tmp_path):
-    run_workers(tmp_path, f"journal://{tmp_path}/studies/journal.log", "s1", tracking_server.uri)
+def test_three_workers_on_a_journal_file_one_killed(shared_tracking_server, tmp_path):
+    storage = f"journal://{tmp_path}/studies/journal.log"
+    run_workers(tmp_path, storage, "s1", Tracking(shared_tracking_server.uri, "team-journal"))
 
 
-def run_workers(tmp_path, storage: str, study: str, uri: str) -> None:
+@dataclass(frozen=True)
+class Tracking:
+    uri: str
+    experiment: str
+
+
+def run_workers(tmp_path, storage: str, study: str, tracking: Tracking) -> None:
+    uri, experiment = tracking.uri, tracking.experiment
     command = [sys.executable, "-m", "cnnlab.cli", "tune", write_config(tmp_path)]
+    command += ["--set", f'tracking.experiment="{experiment}"']
     command += ["--storage", storage, "--study", study, "--tracking-uri", uri, "--quiet", "--json"]
     workers = [start(command, tmp_path / f"w{i}") for i in range(3)]
     try:
         victim = workers[0]
-        number = wait_for_running_trial(victim, storage, study, uri)
+        number = wait_for_running_trial(victim, storage, study, tracking)
         victim.kill()
         victim.wait(timeout=30)
         workers.append(start(command, tmp_path / "w3"))  # a restarted worker rejoins
@@ -90,7 +103,7 @@ def run_workers(tmp_path, storage: str, study: str, uri: str) -> None:
     assert "cnnlab.record" not in trials[number].user_attrs
 
     client = mlflow.MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("team").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("cnnlab.run_kind") == "search"]
     assert parent.info.run_id == results[0]["parent_run_id"]
     assert parent.info.status == "FINISHED"
@@ -131,16 +144,18 @@ def open_study_storage(storage: str):
     return storage
 
 
-def wait_for_running_trial(proc: subprocess.Popen, storage: str, study: str, uri: str) -> int:
+def wait_for_running_trial(
+    proc: subprocess.Popen, storage: str, study: str, tracking: Tracking
+) -> int:
     """The number of the trial `proc` trains now, once its child run is RUNNING."""
     deadline = time.monotonic() + 240
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(tracking.uri)
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1]
         try:
             trials = optuna.load_study(study_name=study, storage=open_study_storage(storage))
             trials = trials.get_trials(states=[optuna.trial.TrialState.RUNNING])
-            exp = client.get_experiment_by_name("team")
+            exp = client.get_experiment_by_name(tracking.experiment)
         except (KeyError, FileNotFoundError):  # no study yet
             trials, exp = [], None
         mine = [t for t in trials if t.user_attrs.get("cnnlab.worker", {}).get("pid") == proc.pid]
@@ -180,11 +195,11 @@ def test_an_unreachable_storage_fails_fast_with_exit_6(tmp_path, capsys, monkeyp
 
 
 @pytest.mark.slow
-def test_a_worker_with_another_config_is_refused(tmp_path, capsys, monkeypatch):
+def test_a_worker_with_another_config_is_refused(tmp_path, capsys, monkeypatch, empty_store):
     monkeypatch.chdir(tmp_path)
     storage = ["--storage", f"sqlite:///{tmp_path}/studies.db", "--study", "s1"]
     args = ["tune", write_config(tmp_path), *storage, "--trials", "1", "--json"]
-    tracking = ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    tracking = ["--tracking-uri", empty_store(tmp_path / "mlflow.db")]
     assert main([*args, *tracking, "--set", "train.epochs=1"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["trials"] == out["succeeded"] == 1 and out["study"] == "s1"
@@ -198,12 +213,12 @@ def test_a_worker_with_another_config_is_refused(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_configuration_is_never_tried_twice(tmp_path, capsys, monkeypatch):
+def test_a_configuration_is_never_tried_twice(tmp_path, capsys, monkeypatch, empty_store):
     # A space of one configuration: the second trial can only repeat the first.
     monkeypatch.chdir(tmp_path)
     space = override_text("search.space", {"train.lr": {"dist": "choice", "options": [1e-3]}})
     storage = ["--storage", f"journal://{tmp_path}/study.log", "--study", "one"]
-    tracking = ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    tracking = ["--tracking-uri", empty_store(tmp_path / "mlflow.db")]
     args = ["tune", write_config(tmp_path), "--set", space, "--trials", "2", *storage, *tracking]
     assert main([*args, "--set", "train.epochs=1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -215,12 +230,12 @@ def test_a_configuration_is_never_tried_twice(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path):
+def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path, empty_store):
     """The worker of another machine cannot be looked up by process id: its silence tells."""
 
     cfg = load_config(None, [*TINY, override_text("search.space", SPACE), 'search.study="hb"'])
     storage = open_storage(f"sqlite:///{tmp_path}/study.db", heartbeat=1)
-    layout = SearchLayout(f"sqlite:///{tmp_path}/mlflow.db", "team", "hb-search")
+    layout = SearchLayout(empty_store(tmp_path / "mlflow.db"), "team", "hb-search")
     space = parse_space(cfg.search.space, to_dict(cfg))
     shared = SharedStudy(space, cfg.search, storage, layout, epochs=1)
     assert shared.join(("search-hb", {}, {}, {})) is False  # it created the study and parent
@@ -244,7 +259,7 @@ def test_heartbeats_fail_the_trial_of_a_silent_worker_elsewhere(tmp_path):
 
 
 @pytest.mark.slow
-def test_when_workers_race_for_the_last_slot_the_lower_trial_number_trains(tmp_path):
+def test_when_workers_race_for_the_last_slot_the_lower_trial_number_trains(tmp_path, empty_store):
     """Two workers may both see one free slot and ask a trial; the later number stands down.
 
     Trials 1 and 2 are asked by two workers while trial 0 is done and search.trials = 2: trial
@@ -257,7 +272,7 @@ def test_when_workers_race_for_the_last_slot_the_lower_trial_number_trains(tmp_p
 
     cfg = load_config(None, [*TINY, override_text("search.space", SPACE), "search.trials=2"])
     storage = open_storage(f"journal://{tmp_path}/study.log", heartbeat=1)
-    layout = SearchLayout(f"sqlite:///{tmp_path}/mlflow.db", "team", "race-search")
+    layout = SearchLayout(empty_store(tmp_path / "mlflow.db"), "team", "race-search")
     space = parse_space(cfg.search.space, to_dict(cfg))
     shared = SharedStudy(space, cfg.search, storage, layout, epochs=1)
     shared.join(("search-race", {}, {}, {}))

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ TINY = [
     "train.epochs=1",
     "train.eval_batch_size=500",
     "data.train_limit=1000",
+    "train.fused_stem=false",  # no timing of the native kernel against PyTorch's first
     'tracking.experiment="team"',
 ]
 
@@ -79,7 +81,7 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def cnnlab(*args: str, env: dict[str, str], cwd: Path, timeout: int = 120):
+def cnnlab(*args: str, env: dict[str, str], cwd: Path, timeout: int = 300):
     return subprocess.run(
         [sys.executable, "-m", "cnnlab.cli", *args],
         capture_output=True,
@@ -160,15 +162,36 @@ def test_a_reader_lists_but_cannot_write(team, capsys):
 
 
 @pytest.fixture(scope="module")
-def trained(team, tmp_path_factory) -> Done:
+def writer_runs(team, pg_worker, tmp_path_factory) -> tuple[Done, Done]:
+    """The writer's `cnnlab train` and shared `cnnlab tune`, run side by side: each process
+    spends most of its time importing and waiting on the server, so on two cores the pair
+    takes little longer than the tune alone."""
+    home = writer_home(tmp_path_factory.mktemp("writer-home"))
+    folder = tmp_path_factory.mktemp("tune")  # the search's own state goes here
+    with ThreadPoolExecutor(2) as pool:
+        train = pool.submit(train_with_credentials_file, team, home)
+        tune = pool.submit(tune_with_pgpassword, team, pg_worker, folder)
+        return train.result(), tune.result()
+
+
+@pytest.fixture(scope="module")
+def trained(writer_runs) -> Done:
     """A run of `cnnlab train` by the writer, credentials in ~/.mlflow/credentials."""
-    home = tmp_path_factory.mktemp("writer-home")
+    return writer_runs[0]
+
+
+def writer_home(home: Path) -> Path:
+    """A home folder whose ~/.mlflow/credentials holds the writer's password."""
     (home / ".mlflow").mkdir()
     credentials = home / ".mlflow" / "credentials"
     credentials.write_text(
         f"[mlflow]\nmlflow_tracking_username = writer\nmlflow_tracking_password = {WRITER}\n"
     )
     credentials.chmod(0o600)
+    return home
+
+
+def train_with_credentials_file(team, home: Path) -> Done:
     env = {"HOME": str(home), "MLFLOW_TRACKING_SERVER_CERT_PATH": str(team.cert)}
     args = ["train", "--tracking-uri", team.uri, "--quiet", "--json", *sets(TINY)]
     proc = cnnlab(*args, env=env, cwd=home)
@@ -230,11 +253,16 @@ def test_a_user_denied_the_experiment_gets_exit_7_not_no_such_run(team, trained,
 
 
 @pytest.fixture(scope="module")
-def tuned(team, pg_worker, tmp_path_factory) -> Done:
+def tuned(writer_runs) -> Done:
     """A shared search (study team-1) run by the writer; the database password in PGPASSWORD."""
-    folder = tmp_path_factory.mktemp("tune")  # the search's own state goes here
+    return writer_runs[1]
+
+
+def tune_with_pgpassword(team, pg_worker, folder: Path) -> Done:
     space = {"model.filters": {"dist": "choice", "options": [4, 8]}}
+    # No MLflow model per trial: the writer's trained run logs one, through the same code.
     search = [*TINY, "search.engine=optuna", "search.trials=2", "tracking.log_weights=false"]
+    search += ["tracking.log_model=false"]
     config = folder / "search.toml"
     config.write_text(to_toml(load_config(None, [*search, override_text("search.space", space)])))
     env = writer_env(team) | {"PGPASSWORD": pg_worker.password, "PGPASSFILE": "/nonexistent"}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from cnnlab.data import make_splits
 from cnnlab.models import create_model
 from cnnlab.training import (
     Callback,
@@ -48,6 +49,17 @@ class Seen(Callback):
 
     def on_epoch_end(self, state, metrics):
         self.epochs.append(metrics.epoch)
+
+
+@pytest.fixture(scope="module")
+def small_splits(fmnist):
+    """512 training images (8 batches: 7 steps per epoch still end mid-pass), 256 validation and
+    256 test: an exact comparison needs no more, and bf16, emulated on a CPU without it, is
+    slow per image."""
+    splits = make_splits(fmnist, val_fraction=0.1, train_limit=512, seed=42)
+    splits.val_x, splits.val_y = splits.val_x[:256], splits.val_y[:256]
+    splits.test_x, splits.test_y = splits.test_x[:256], splits.test_y[:256]
+    return splits
 
 
 def fresh(cfg):
@@ -100,12 +112,12 @@ SETTINGS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("setting", SETTINGS.values(), ids=SETTINGS.keys())
 def test_a_resumed_fit_gives_the_uncut_fits_numbers_bit_for_bit(
-    setting, tiny_cfg, tiny_splits, tmp_path
+    setting, tiny_cfg, small_splits, tmp_path
 ):
     cfg = tiny_cfg(*EXACT, *setting)
-    uncut = fit(fresh(cfg), tiny_splits, cfg.train)
+    uncut = fit(fresh(cfg), small_splits, cfg.train)
     seen = Seen()
-    resumed = cut_and_resume(cfg, tiny_splits, tmp_path / "last.pt", callbacks=[seen])
+    resumed = cut_and_resume(cfg, small_splits, tmp_path / "last.pt", callbacks=[seen])
     assert figures(resumed) == figures(uncut)
     assert seen.resumed_with == [1, 2] and seen.epochs == [3, 4]  # epochs 1-2 are not rerun
 
@@ -168,11 +180,11 @@ def test_every_generator_comes_back(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_checkpoint(tmp_path_factory, tiny_cfg, tiny_splits):
-    """A cnnlab checkpoint of a 2-epoch fit, and the config it was written for."""
+def real_checkpoint(tmp_path_factory, tiny_cfg, small_splits):
+    """A cnnlab checkpoint of a 1-epoch fit, and the config it was written for."""
     cfg = tiny_cfg("train.epochs=1")
     path = tmp_path_factory.mktemp("ckpt") / "last.pt"
-    fit(fresh(cfg), tiny_splits, cfg.train, [Checkpointer(path, IDENTITY)])
+    fit(fresh(cfg), small_splits, cfg.train, [Checkpointer(path, IDENTITY)])
     return path, cfg
 
 

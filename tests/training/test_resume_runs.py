@@ -20,8 +20,10 @@ from cnnlab.tracking import Store, checkpoint_file
 from cnnlab.tracking.tags import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.training import Callback, load_checkpoint
 
+# 600 validation images, not 6,000: each epoch's evaluation would cost more than its training.
 EXACT = [
     "data.train_limit=1000",
+    "data.val_fraction=0.01",
     "model.filters=8",
     "model.hidden_units=[32]",
     "train.epochs=3",
@@ -29,6 +31,12 @@ EXACT = [
     "train.threads=1",
     "tracking.log_weights=false",
 ]
+
+
+@pytest.fixture
+def uri(uri, empty_store):
+    """The fresh store of tests/conftest.py, its tables made."""
+    return empty_store(Path(uri.removeprefix("sqlite:///")))
 
 
 class StopAt(Callback):
