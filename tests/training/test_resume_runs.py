@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 import cnnlab
 from cnnlab.config import ConfigError, load_config
 from cnnlab.runs import resume_or_train, train_run
-from cnnlab.study._jobs import train_one
+from cnnlab.study._jobs import train_on_node, train_one
 from cnnlab.study._plan import cut_runs
 from cnnlab.tracking import Store, checkpoint_file
-from cnnlab.tracking.tags import SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
+from cnnlab.tracking.tags import RESUMED_TAG, SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.training import Callback, load_checkpoint
 
 # 600 validation images, not 6,000: each epoch's evaluation would cost more than its training.
@@ -140,6 +140,62 @@ def test_a_study_rerun_goes_on_with_its_cut_run(uri):
     assert done.run_id == run_id
     assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
     assert [step for step, _ in val_losses(uri, run_id)] == [1, 2, 3]
+
+
+def _elsewhere(uri: str, run_id: str) -> None:
+    """As another machine sees the run: the checkpoint file this one wrote is not there."""
+    import shutil
+
+    shutil.rmtree(checkpoint_file(uri, run_id).parent)
+
+
+@pytest.mark.slow
+def test_an_uploaded_checkpoint_lets_another_machine_go_on_with_the_run(uri, tmp_path):
+    cfg = load_config(None, [*EXACT, "tracking.upload_checkpoint=true"])
+    uncut = train_run(cfg, tracking_uri=uri)
+    run_id = cut_run(cfg, uri)
+    logged = Store(uri).download_artifacts(run_id, "checkpoint/last.pt", str(tmp_path))
+    # The last complete epoch's, uploaded as it was written.
+    assert torch.load(logged, map_location="cpu", weights_only=True)["epoch"] == 1
+    _elsewhere(uri, run_id)
+    outcome = resume_or_train(cfg, run_id, tracking_uri=uri)
+    run = MlflowClient(uri).get_run(run_id)
+    assert outcome.run_id == run_id and run.info.status == "FINISHED"
+    assert run.data.tags[RESUMED_TAG] == "1"
+    assert val_losses(uri, run_id) == val_losses(uri, uncut.run_id)  # as if never cut
+    # A study's task retried on another node finds the cut run and goes on with it too.
+    tags = {STEP_HASH_TAG: "h2", VARIANT_TAG: "base", SEED_TAG: "42"}
+    study_cfg = load_config(
+        None, [*EXACT, "tracking.upload_checkpoint=true", 'tracking.experiment="s/two"']
+    )
+    cut = cut_run(study_cfg, uri, extra_tags=tags)
+    _elsewhere(uri, cut)
+    assert train_on_node(study_cfg, uri, None, tags).run_id == cut
+    assert MlflowClient(uri).get_run(cut).data.tags[RESUMED_TAG] == "1"
+
+
+@pytest.mark.slow
+def test_without_an_upload_another_machine_starts_the_run_again(uri):
+    cfg = load_config(None, EXACT)
+    run_id = cut_run(cfg, uri)
+    _elsewhere(uri, run_id)
+    with pytest.raises(ConfigError, match="has no checkpoint .*tracking.upload_checkpoint"):
+        cnnlab.train(resume=run_id, tracking_uri=uri, progress=False)
+    outcome = resume_or_train(cfg, run_id, tracking_uri=uri)
+    assert outcome.run_id != run_id and RESUMED_TAG not in outcome_tags(uri, outcome.run_id)
+    # A study's retried task ends the cut run KILLED and trains the pair once more.
+    tags = {STEP_HASH_TAG: "h3", VARIANT_TAG: "base", SEED_TAG: "42"}
+    study_cfg = load_config(None, [*EXACT, 'tracking.experiment="s/three"'])
+    cut = cut_run(study_cfg, uri, extra_tags=tags)
+    _elsewhere(uri, cut)
+    done = train_on_node(study_cfg, uri, None, tags)
+    client = MlflowClient(uri)
+    assert done.run_id != cut and client.get_run(cut).info.status == "KILLED"
+    assert client.get_run(done.run_id).info.status == "FINISHED"
+
+
+def outcome_tags(uri: str, run_id: str) -> dict:
+    return MlflowClient(uri).get_run(run_id).data.tags
 
 
 @pytest.mark.slow

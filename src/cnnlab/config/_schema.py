@@ -150,6 +150,10 @@ class TrackingConfig(_Checked):
     # log a finished run's checkpoint (what --resume continues from) as checkpoint/last.pt;
     # false = it is deleted when the run finishes (it holds optimizer state: often large)
     log_checkpoint: bool = False
+    # also log the checkpoint as checkpoint/last.pt after every epoch, so that a run cut short
+    # on one machine goes on from another (a Ray cluster's retried task, train --resume
+    # elsewhere): one upload of the weights and optimizer state per epoch
+    upload_checkpoint: bool = False
     # log the trained network as an MLflow model (mlflow_model/): pyfunc, serving, registry
     log_model: bool = True
 

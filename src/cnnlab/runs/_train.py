@@ -20,8 +20,8 @@ from cnnlab.config import Config, flatten, to_toml
 from cnnlab.data import FOLDER, DatasetInfo, Splits, load_splits
 from cnnlab.models import ModelSummary, format_summary
 from cnnlab.runs._build import architecture_params, build
-from cnnlab.runs._resume import checkpoint_to_resume, checkpointer
-from cnnlab.tracking import MlflowTracking, RunSpec, Tracking, checkpoint_file, resolve_uri
+from cnnlab.runs._resume import checkpoint_to_resume, checkpointer, fetch_checkpoint
+from cnnlab.tracking import MlflowTracking, RunSpec, Tracking, resolve_uri
 from cnnlab.tracking.tags import DATA_NOTE_TAG, MODEL_TAG, RESUMED_TAG
 from cnnlab.training import Callback, CheckpointError, FitResult, fit
 
@@ -97,7 +97,8 @@ def train_run(
     )
     observers = [*callbacks, *_model_logger(cfg, tracker, splits), tracker]
     with tracker:
-        observers += checkpointer(tracking.uri, tracker.run_id, cfg, splits)
+        store = getattr(tracker, "store", None)  # where the tracker logs, when it is MLflow
+        observers += checkpointer(tracking.uri, tracker.run_id, cfg, splits, store)
         result = fit(built.model, splits, cfg.train, observers, resume=saved)
     experiment, uri = cfg.tracking.experiment, tracking.uri
     stats = (splits.mean, splits.std)
@@ -121,7 +122,7 @@ def resume_or_train(cfg: Config, cut_run_id: str | None, train=None, **kwargs) -
     passed over with a warning."""
     train = train or train_run
     uri = resolve_uri(cfg.tracking, kwargs.get("tracking_uri"))
-    if cut_run_id and checkpoint_file(uri, cut_run_id).is_file():
+    if cut_run_id and fetch_checkpoint(uri, cut_run_id):
         try:
             return train(cfg, resume_run_id=cut_run_id, **kwargs)
         except CheckpointError as exc:

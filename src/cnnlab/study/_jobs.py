@@ -60,17 +60,18 @@ def train_on_node(
     cfg: Config, uri: str, data_dir: str | None, tags: dict[str, str], cut: str | None = None
 ) -> Done:
     """train_one as a cluster's task: a second attempt (the first one's node was lost) finds
-    the first's run, cut short, and goes on from its checkpoint where that can be read here;
-    where it cannot, the cut run is closed KILLED and the run starts again. Either way one
-    (variant, seed) ends FINISHED once."""
+    the first's run, cut short, and goes on from its checkpoint where that can be read here or
+    was logged (tracking.upload_checkpoint); where not, the cut run is closed KILLED and the run
+    starts again. Either way one (variant, seed) ends FINISHED once."""
+    from cnnlab.runs import fetch_checkpoint
     from cnnlab.study._plan import cut_runs
-    from cnnlab.tracking import Store, checkpoint_file
+    from cnnlab.tracking import Store
 
     if cut is None:
         store = Store(uri)
         found = cut_runs(store, cfg.tracking.experiment, tags[STEP_HASH_TAG])
         cut = found.get((tags[VARIANT_TAG], int(tags[SEED_TAG])))
-        if cut is not None and not checkpoint_file(uri, cut).is_file():
+        if cut is not None and not fetch_checkpoint(uri, cut):
             store.terminate(cut, "KILLED")
             cut = None
     return train_one(cfg, uri, data_dir, tags, cut)
