@@ -1,5 +1,6 @@
 """A study and a search through a real Ray cluster on this machine: a head and a second node
-(one CPU each, a small object store), the runs logging to a real `cnnlab server`.
+(one CPU each, a small object store), the runs logging to a real `cnnlab server` (the
+session's: each test reads only its own experiments there).
 
 Bad input first (no cluster needed): an address nobody answers at, Ray missing, Hyperopt, a
 malformed address; then what only a cluster of two nodes refuses (a local store, a search
@@ -125,8 +126,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _study(tmp_path: Path, epochs: int = 2, search: bool = False) -> Path:
-    folder = tmp_path / "study"
+def _study(tmp_path: Path, epochs: int = 2, search: bool = False, name: str = "study") -> Path:
+    """A study folder; its experiments are named `name`/<step>."""
+    folder = tmp_path / name
     folder.mkdir()
     (folder / "1-widths.toml").write_text(STEP.format(epochs=epochs))
     if search:
@@ -134,9 +136,11 @@ def _study(tmp_path: Path, epochs: int = 2, search: bool = False) -> Path:
     return folder
 
 
-def _runs(uri: str) -> list:
+def _runs(uri: str, prefix: str = "") -> list:
+    """Every run of the experiments at `uri` whose names start with `prefix`."""
     client = mlflow.MlflowClient(uri)
-    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    found = [e for e in client.search_experiments() if e.name.startswith(prefix)]
+    return [r for e in found for r in client.search_runs([e.experiment_id])]
 
 
 # ------------------------------------------------------------------ bad input, no cluster
@@ -199,20 +203,24 @@ def test_two_nodes_refuse_a_local_store_and_a_search_without_shared_storage(
 
 
 @pytest.mark.slow
-def test_a_study_on_two_nodes_records_what_one_machine_records(two_nodes, tracking_server, uri):
+def test_a_study_on_two_nodes_records_what_one_machine_records(
+    two_nodes, shared_tracking_server, uri
+):
     """The same experiments, runs, tags and params as a local run of the study, and a report
     that judges its hypothesis. The Hyperopt step's trials run on the driver, one at a time."""
-    folder = _study(Path(uri.removeprefix("sqlite:///")).parent.parent, search=True)
+    server = shared_tracking_server.uri
+    root = Path(uri.removeprefix("sqlite:///")).parent.parent
+    folder = _study(root, search=True, name="ray-layout")
     lines: list[str] = []
     spread = run_study(
-        folder, tracking_uri=tracking_server.uri, ray=two_nodes.address, out="r1", echo=lines.append
+        folder, tracking_uri=server, ray=two_nodes.address, out="r1", echo=lines.append
     )
     local = run_study(folder, tracking_uri=uri, jobs=1, out="r2", progress=False)
 
     def layout(tracking_uri):
         client = mlflow.MlflowClient(tracking_uri)
         found = []
-        for run in _runs(tracking_uri):
+        for run in _runs(tracking_uri, "ray-layout/"):
             tags = run.data.tags
             experiment = client.get_experiment(run.info.experiment_id).name
             nested = "mlflow.parentRunId" in tags
@@ -220,7 +228,7 @@ def test_a_study_on_two_nodes_records_what_one_machine_records(two_nodes, tracki
             found.append((*key, run.info.status, tuple(sorted(run.data.params))))
         return sorted(found, key=repr)
 
-    assert layout(tracking_server.uri) == layout(uri)
+    assert layout(server) == layout(uri)
     assert len(layout(uri)) == 4 + 3 and {k[4] for k in layout(uri)} == {"FINISHED"}
     assert [s.runs for s in spread.steps] == [s.runs for s in local.steps] == [4, 2]
     assert "  its trials run here (Hyperopt, or no storage all nodes reach)" in lines
@@ -231,7 +239,7 @@ def test_a_study_on_two_nodes_records_what_one_machine_records(two_nodes, tracki
 
 @pytest.mark.slow
 def test_a_search_on_two_nodes_runs_six_trials_that_report_every_epoch(
-    two_nodes, tracking_server, postgres_url, tmp_path, monkeypatch
+    two_nodes, shared_tracking_server, postgres_url, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
     overrides = [*SEARCH, override_text("search.space", SPACE), f'search.storage="{postgres_url}"']
@@ -239,14 +247,14 @@ def test_a_search_on_two_nodes_runs_six_trials_that_report_every_epoch(
     result = tune(
         None,
         overrides,
-        tracking_uri=tracking_server.uri,
+        tracking_uri=shared_tracking_server.uri,
         ray=two_nodes.address,
         progress=False,
         on_trial=seen.append,
     )
     assert len(result.trials) == 6 and len(seen) == 6
     assert sorted(result.trials["number"]) == list(range(6))
-    runs = _runs(tracking_server.uri)
+    runs = _runs(shared_tracking_server.uri, "ray-search")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     assert len(parents) == 1 and len(children) == 6
@@ -263,27 +271,26 @@ def test_a_search_on_two_nodes_runs_six_trials_that_report_every_epoch(
 
 @pytest.mark.slow
 def test_a_node_killed_under_a_run_leaves_every_variant_and_seed_finished_once(
-    tracking_server, tmp_path
+    shared_tracking_server, tmp_path
 ):
+    server = shared_tracking_server.uri
     cluster, worker = _two_nodes()
     try:
-        folder = _study(tmp_path, epochs=6)
+        folder = _study(tmp_path, epochs=6, name="ray-fault")
         done: dict = {}
         study = threading.Thread(
             target=lambda: done.update(
-                result=run_study(
-                    folder, tracking_uri=tracking_server.uri, ray=cluster.address, progress=False
-                )
+                result=run_study(folder, tracking_uri=server, ray=cluster.address, progress=False)
             )
         )
         study.start()
-        _wait_for_two_runs_past_an_epoch(tracking_server.uri)
+        _wait_for_two_runs_past_an_epoch(server, "ray-fault/")
         cluster.remove_node(worker, allow_graceful=False)  # one of the two runs dies with it
         study.join(timeout=600)
         assert "result" in done
     finally:
         cluster.shutdown()
-    runs = [r for r in _runs(tracking_server.uri) if "cnnlab.variant" in r.data.tags]
+    runs = [r for r in _runs(server, "ray-fault/") if "cnnlab.variant" in r.data.tags]
     finished = [
         (r.data.tags["cnnlab.variant"], r.data.tags["cnnlab.seed"])
         for r in runs
@@ -298,12 +305,14 @@ def test_a_node_killed_under_a_run_leaves_every_variant_and_seed_finished_once(
     assert (len(runs), len(resumed), len(killed)) in ((4, 1, 0), (5, 0, 1))
 
 
-def _wait_for_two_runs_past_an_epoch(uri: str) -> None:
+def _wait_for_two_runs_past_an_epoch(uri: str, prefix: str = "") -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
             running = [
-                r for r in _runs(uri) if r.info.status == "RUNNING" and "val_loss" in r.data.metrics
+                r
+                for r in _runs(uri, prefix)
+                if r.info.status == "RUNNING" and "val_loss" in r.data.metrics
             ]
         except Exception:  # the experiment is not there yet
             running = []
