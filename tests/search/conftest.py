@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from search_helpers import SMALL_SPACE, TINY_SEARCH, space_override
 
 from cnnlab.config import load_config
+from cnnlab.tracking import store_file
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def made_store(empty_store):
     """made_store(uri): the empty store copied to where `uri` (sqlite:///...) has its file."""
 
     def make(uri: str) -> str:
-        return empty_store(Path(uri.removeprefix("sqlite:///")))
+        return empty_store(store_file(uri))
 
     return make
 

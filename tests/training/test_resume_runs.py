@@ -16,7 +16,7 @@ from cnnlab.config import ConfigError, load_config
 from cnnlab.runs import resume_or_train, train_run
 from cnnlab.study._jobs import train_on_node, train_one
 from cnnlab.study._plan import cut_runs
-from cnnlab.tracking import Store, checkpoint_file
+from cnnlab.tracking import Store, checkpoint_file, store_file
 from cnnlab.tracking.tags import RESUMED_TAG, SEED_TAG, STEP_HASH_TAG, VARIANT_TAG
 from cnnlab.training import Callback, load_checkpoint
 
@@ -36,7 +36,7 @@ EXACT = [
 @pytest.fixture
 def uri(uri, empty_store):
     """The fresh store of tests/conftest.py, its tables made."""
-    return empty_store(Path(uri.removeprefix("sqlite:///")))
+    return empty_store(store_file(uri))
 
 
 class StopAt(Callback):

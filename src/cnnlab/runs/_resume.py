@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -72,15 +71,14 @@ def fetch_checkpoint(uri: str, run_id: str) -> bool:
     path = checkpoint_file(uri, run_id)
     if path.is_file():
         return True
-    with tempfile.TemporaryDirectory() as tmp:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Downloaded beside its place, then renamed: a failed download leaves nothing behind.
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         try:
             got = Store(uri).download_artifacts(run_id, f"{LOGGED_CHECKPOINT}/{path.name}", tmp)
         except FileNotFoundError:
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".part")
-        shutil.copyfile(got, part)
-        os.replace(part, path)
+        os.replace(got, path)
     return True
 
 

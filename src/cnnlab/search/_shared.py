@@ -67,7 +67,6 @@ def open_storage(url: str, heartbeat: int):
     A PostgreSQL URL may leave out the password (postgresql://cnnlab@db/cnnlab): libpq then
     reads it from PGPASSWORD, ~/.pgpass (or PGPASSFILE) or a service file, off the command line.
     """
-
     try:
         if url.startswith("journal:///"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage

@@ -52,7 +52,7 @@ class ServerLaunch:
     warnings: list[str] = field(default_factory=list)
 
     def environ(self) -> dict[str, str]:
-        """The server's whole environment: this one, plus `env`, less cnnlab's own secret."""
+        """The server's whole environment: light_environ(env)."""
         return light_environ(self.env)
 
 
