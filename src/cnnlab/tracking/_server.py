@@ -27,8 +27,8 @@ from cnnlab.tracking._store import default_uri, prepare_store
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 # MLflow's job runner (a supervisor and seven huey consumers, each importing MLflow) runs the
 # GenAI jobs of MLflow's UI, which cnnlab never submits: off, the server is eight processes
-# lighter and up sooner (26 s against 40 s on a loaded 2-core AMD EPYC). A user who sets the
-# variable keeps their choice.
+# lighter, each of which would import MLflow as it starts. A user who sets the variable keeps
+# their choice.
 LIGHT_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
