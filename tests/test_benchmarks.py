@@ -153,3 +153,14 @@ def test_folder_load_times_the_first_and_second_load():
     assert 0 < runs["second_load"][0] < runs["first_load"][0]
     # Each timed load returned every image written, the cached one included.
     assert out["images_loaded"] == {"first_load": [400], "second_load": [400]}
+
+
+@pytest.mark.slow
+def test_auth_requests_times_the_cached_and_the_uncached_server():
+    out = bench("auth_requests.py", "--requests", "5", "--rounds", "1")
+    assert out["requests"] == 5 and out["cache_seconds"] > 0
+    runs = out["all_runs"]
+    assert len(runs["cached"]) == len(runs["uncached"]) == 1
+    # Without the cache every request pays a scrypt hash (tens of ms); with it, one did.
+    assert out["uncached_over_cached"] > 1
+    assert out["median_ms_per_request"]["uncached"] > out["median_ms_per_request"]["cached"]

@@ -161,6 +161,30 @@ def test_a_reader_lists_but_cannot_write(team, capsys):
         assert len(Store(team.uri).search_runs([team_id])) == before  # nothing was written
 
 
+def test_a_changed_password_or_a_deleted_user_is_refused_at_once(team):
+    """The server trusts a checked password for a while (tracking.CREDENTIAL_CACHE_SECONDS, so
+    that not every request pays a scrypt hash), but a change through the API ends that trust
+    on the next request: the server has one worker, whose cache the change clears."""
+    from mlflow.server.auth.client import AuthServiceClient
+
+    old, new = password("erin"), password("erin-2")
+    with as_user("admin", team.admin_password, team.cert):
+        add_user(team.uri, "erin", old)
+    with as_user("erin", old, team.cert):  # checked once, then trusted from the cache
+        for _ in range(3):
+            assert "team" in {e.name for e in Store(team.uri).experiments()}
+    with as_user("admin", team.admin_password, team.cert):
+        AuthServiceClient(team.uri).update_user_password("erin", new)
+    with as_user("erin", old, team.cert), pytest.raises(TrackingDenied, match="erin"):
+        Store(team.uri).experiments()
+    with as_user("erin", new, team.cert):
+        assert "team" in {e.name for e in Store(team.uri).experiments()}
+    with as_user("admin", team.admin_password, team.cert):
+        AuthServiceClient(team.uri).delete_user("erin")
+    with as_user("erin", new, team.cert), pytest.raises(TrackingDenied, match="erin"):
+        Store(team.uri).experiments()
+
+
 @pytest.fixture(scope="module")
 def writer_runs(team, pg_worker, tmp_path_factory) -> tuple[Done, Done]:
     """The writer's `cnnlab train` and shared `cnnlab tune`, run side by side: each process

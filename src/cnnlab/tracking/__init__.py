@@ -17,6 +17,7 @@ from cnnlab.tracking._access import is_remote, shown
 from cnnlab.tracking._adapter import Store, filter_value, param_text, run_id_of
 from cnnlab.tracking._auth import (
     ADMIN_PASSWORD_ENV,
+    CREDENTIAL_CACHE_SECONDS,
     PERMISSIONS,
     USER_PASSWORD_ENV,
     Grant,
@@ -42,6 +43,7 @@ from cnnlab.tracking._tracker import CONFUSION_ARTIFACT, checkpoint_file
 __all__ = [
     "ADMIN_PASSWORD_ENV",
     "CONFUSION_ARTIFACT",
+    "CREDENTIAL_CACHE_SECONDS",
     "PERMISSIONS",
     "USER_PASSWORD_ENV",
     "Grant",

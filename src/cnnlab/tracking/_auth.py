@@ -34,6 +34,12 @@ DEFAULT_PERMISSION = "READ"  # what a new user may do on experiments nobody gran
 # What MLflow 3.17 grants on one experiment; DENY refuses even what the default would allow.
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "DENY")
 ADMIN_ONLY = "users and permissions are managed by an admin of the server"
+# How long the server trusts a password it has checked. Each check is a deliberately slow
+# scrypt hash, and a report or a run makes hundreds of requests; MLflow's cache keeps an HMAC of
+# the password under a key made at each start. The server has one worker, so a password change
+# or a deleted user through the API takes effect at once; an edit of auth.db by hand, within
+# this many seconds. Failed checks are never cached.
+CREDENTIAL_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,7 @@ def _config(db: Path, admin_user: str) -> str:
         f"database_uri = sqlite:///{db}\n"
         f"admin_username = {admin_user}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {CREDENTIAL_CACHE_SECONDS}\n"
     )
 
 
