@@ -13,6 +13,14 @@ from cnnlab.config import load_config
 from cnnlab.data import DataError, load_fashion_mnist, make_splits
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers share the cores: one PyTorch thread each (and in the processes they
+    # start, which inherit the variable), as two OpenMP teams on two cores only wait on each
+    # other. Tests that pin jobs to cores read the affinity, which stays whole.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 # A model and run small enough to train in a second or two on two CPU cores.
 TINY = [
