@@ -5,6 +5,8 @@ which fails the test naming the piece and how scripts/test.sh installs it."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 import pytest
 from env_helpers import missing, require, stop_group
@@ -13,6 +15,13 @@ from cnnlab.config import load_config
 from cnnlab.data import DataError, load_fashion_mnist, make_splits
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is (
+    threading.main_thread()
+):
+    # The Ctrl-C tests send SIGINT as a terminal does. A suite started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and so would every process it starts (the
+    # CLI leaves an ignored SIGINT ignored, as a user's `cmd &` expects): undo it here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two test workers share the cores: one PyTorch thread each (and in the processes they
     # start, which inherit the variable), as two OpenMP teams on two cores only wait on each
