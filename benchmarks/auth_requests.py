@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from _common import emit, median, note
 
-from cnnlab.tracking import CREDENTIAL_CACHE_SECONDS, server_command
+from cnnlab.tracking import ADMIN_PASSWORD_ENV, CREDENTIAL_CACHE_SECONDS, server_command
 
 PASSWORD = "benchmark-admin-password"
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=10"
@@ -37,7 +38,6 @@ def free_port() -> int:
 
 
 def start(runs_dir: Path, cached: bool) -> tuple[subprocess.Popen, str]:
-    os.environ["CNNLAB_ADMIN_PASSWORD"] = PASSWORD
     launch = server_command(
         backend_store_uri=None,
         artifacts_destination=None,
@@ -50,7 +50,10 @@ def start(runs_dir: Path, cached: bool) -> tuple[subprocess.Popen, str]:
     if not cached:  # MLflow's default: no credential cache
         config = Path(launch.env["MLFLOW_AUTH_CONFIG_PATH"])
         line = f"auth_cache_ttl_seconds = {CREDENTIAL_CACHE_SECONDS}"
-        config.write_text(config.read_text().replace(line, "auth_cache_ttl_seconds = 0"))
+        text = config.read_text()
+        if line not in text:  # else both ways would time the same server
+            raise RuntimeError(f"{config} has no line {line!r} to turn the cache off")
+        config.write_text(text.replace(line, "auth_cache_ttl_seconds = 0"))
     proc = subprocess.Popen(
         launch.argv,
         env=launch.environ(),
@@ -70,11 +73,11 @@ def start(runs_dir: Path, cached: bool) -> tuple[subprocess.Popen, str]:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, 15)
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    os.environ[ADMIN_PASSWORD_ENV] = PASSWORD  # each fresh runs dir's first start makes the admin
     runs: dict[str, list[float]] = {"cached": [], "uncached": []}
     for round_ in range(args.rounds):
         for way in runs:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 
 import pytest
 from env_helpers import missing, require, stop_group
@@ -15,9 +14,7 @@ from cnnlab.config import load_config
 from cnnlab.data import DataError, load_fashion_mnist, make_splits
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is (
-    threading.main_thread()
-):
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     # The Ctrl-C tests send SIGINT as a terminal does. A suite started in the background of a
     # non-interactive shell inherits SIGINT ignored, and so would every process it starts (the
     # CLI leaves an ignored SIGINT ignored, as a user's `cmd &` expects): undo it here.

@@ -24,6 +24,7 @@ import ray.cluster_utils
 from cnnlab.api import run_study, tune
 from cnnlab.cli import main
 from cnnlab.config import load_config, override_text, to_toml
+from cnnlab.tracking import store_file
 from cnnlab.tracking.tags import RESUMED_TAG
 
 STEP = """
@@ -209,7 +210,7 @@ def test_a_study_on_two_nodes_records_what_one_machine_records(
     """The same experiments, runs, tags and params as a local run of the study, and a report
     that judges its hypothesis. The Hyperopt step's trials run on the driver, one at a time."""
     server = shared_tracking_server.uri
-    root = Path(uri.removeprefix("sqlite:///")).parent.parent
+    root = store_file(uri).parent.parent
     folder = _study(root, search=True, name="ray-layout")
     lines: list[str] = []
     spread = run_study(
