@@ -346,9 +346,10 @@ def test_the_overhead_benchmark_times_the_three_ways():
 
 
 @pytest.mark.slow
-def test_an_items_data_error_reaches_the_driver_as_itself_and_ctrl_c_cancels(uri):
+def test_a_data_error_reaches_the_driver_and_ctrl_c_cancels_once_a_store_write_ends(uri, tmp_path):
     """On a `local` cluster: a task whose node lacks the data raises the one-line DataError
-    on the driver (exit 3 there), and an interrupt of the driver cancels the running tasks."""
+    on the driver (exit 3 there), and an interrupt of the driver cancels the running tasks,
+    each once the tracking write it is in has ended."""
     from cnnlab.cluster import RayPool, connect
     from cnnlab.data import DataError, load_splits
 
@@ -366,6 +367,34 @@ def test_an_items_data_error_reaches_the_driver_as_itself_and_ctrl_c_cancels(uri
             timer.start()
             next(items)
         assert time.monotonic() - started < 60  # cancelled, not slept out
+
+        # The KeyboardInterrupt of a cancel goes through cnnlab's handler: inside a shielded
+        # block (a tracking write) it waits for the block's end, so no commit is cut in half
+        # and the run can still close KILLED.
+        items = pool.run(_write_shielded, [(str(tmp_path), 4.0)])
+        with pytest.raises(KeyboardInterrupt):
+            watcher = threading.Thread(target=_interrupt_once_exists, args=(tmp_path / "begun",))
+            watcher.start()
+            next(items)
+        watcher.join()
+        assert (tmp_path / "whole").read_text() == "written"  # the write ended, then the cancel
+
+
+def _write_shielded(folder: str, seconds: float) -> None:
+    from cnnlab._signals import shielded
+
+    with shielded():
+        Path(folder, "begun").touch()
+        time.sleep(seconds)  # a commit in progress: the cancel arrives here
+        Path(folder, "whole").write_text("written")
+    _sleep_in_steps(600)
+
+
+def _interrupt_once_exists(path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _interrupt_main()
 
 
 def _sleep_in_steps(seconds: float) -> None:

@@ -12,8 +12,9 @@ from its checkpoint). What an item emit()s reaches on_event through a queue acto
 
 Errors: an item's exception (a DataError on a node without the data) comes back as itself
 and is raised once the other running items have ended. An interrupt of the driver (Ctrl-C,
-SIGTERM) cancels every task, which raises KeyboardInterrupt inside it, so each open run ends
-KILLED as in one process; the driver waits for them, then raises the interrupt.
+SIGTERM) cancels every task, which raises KeyboardInterrupt inside it (through cnnlab's
+handler, so a tracking write in progress ends first), so each open run ends KILLED as in one
+process; the driver waits for them, then raises the interrupt.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from cnnlab._signals import Interrupted, deliver
 from cnnlab.cluster._connect import Cluster, import_ray
 
 RETRIES = 3  # attempts after the first for a task whose worker process or node died
@@ -78,6 +80,7 @@ def _call(fn: Callable[..., Any], item: tuple, events) -> tuple[bool, Any]:
     """Inside the task: fn(*item), with emit() sending to the driver's queue. An exception is
     returned pickled (or as a RuntimeError naming it), so the driver raises the item's own."""
     import os
+    import signal
 
     import ray
 
@@ -87,6 +90,10 @@ def _call(fn: Callable[..., Any], item: tuple, events) -> tuple[bool, Any]:
     # A run's `train.threads = 0` means the CPUs this task was given (cnnlab.training).
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     os.environ["OMP_NUM_THREADS"] = str(max(1, int(cpus)))
+    # ray.cancel raises KeyboardInterrupt through the task's SIGINT handler. Raised in the
+    # middle of a store commit it could leave SQLite locked, and the run could not close
+    # KILLED; delivered by cnnlab's handler, it waits for a tracking write to finish.
+    previous = signal.signal(signal.SIGINT, _cancelled)
     try:
         return True, fn(*item)
     except KeyboardInterrupt:  # cancelled: fn closed its run KILLED on the way out
@@ -96,6 +103,12 @@ def _call(fn: Callable[..., Any], item: tuple, events) -> tuple[bool, Any]:
             return False, pickle.dumps(exc)
         except Exception:  # any pickling failure: the error still reaches the driver
             return False, pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _cancelled(signum, frame) -> None:
+    deliver(Interrupted)
 
 
 class _QueueSink:
