@@ -21,11 +21,10 @@ fi
 export MLFLOW_DISABLE_TELEMETRY=true
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
-# CNNLAB_TEST_WORKERS=2: two pytest-xdist workers, each file on one worker so that its module
-# fixtures start once (one process keeps two cores about 65% busy: tests wait on imports and
-# servers). Not the default: with both cores loaded, the Ray Ctrl-C test has seen its driver
-# exit before a cancelled task closed its run.
-workers=${CNNLAB_TEST_WORKERS:-0}
+# Two pytest-xdist workers where there are two cores (CNNLAB_TEST_WORKERS=0: one process), each
+# file on one worker so that its module fixtures start once: one process keeps two cores only
+# about 65% busy, as tests wait on imports, servers and subprocesses.
+workers=${CNNLAB_TEST_WORKERS:-$(($(nproc) >= 2 ? 2 : 0))}
 dist=()
 [ "$workers" = 0 ] || dist=(-n "$workers" --dist loadfile)
 .venv/bin/python -m pytest "${dist[@]}" "${marks[@]}" "$@"
