@@ -143,6 +143,18 @@ log_model = false  # what the steps cost is not checked here, only that they ran
     assert lines[-1]["finished_runs_in_store"] == 4  # the time went into four finished runs
 
 
+def test_space_check_times_parses_and_checks_both_ways():
+    out = bench("space_check.py", "--rounds", "1", "--samples", "20")
+    assert out["samples"] == 20 and set(out["parse_ms"]) == set(out["check_s"]) == {
+        "uncached",
+        "cached",
+    }
+    # Both ways checked the same samples: the cache changes the time, never the outcome.
+    assert len(out["invalid_share"]) == 1 and 0 <= out["invalid_share"][0] <= 1
+    assert all(len(v) == 1 and v[0] > 0 for v in out["all_runs"]["check_s"].values())
+    assert out["parse_ratio"] == round(out["parse_ms"]["uncached"] / out["parse_ms"]["cached"], 2)
+
+
 @pytest.mark.slow
 def test_folder_load_times_the_first_and_second_load():
     out = bench("folder_load.py", "--rounds", "1", "--limit", "200")
