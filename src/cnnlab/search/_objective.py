@@ -11,7 +11,6 @@ that trial goes on in its child run from the checkpoint of its last complete epo
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any
@@ -35,7 +34,7 @@ def trial_config(base: Config, params: dict[str, Any], run_name: str = "") -> Co
     One difference: a sample that switches model.name drops the base's model settings that the
     new family lacks (_space.apply_to_resolved), where --set on a file naming them would refuse.
     """
-    raw = copy.deepcopy(to_dict(base))
+    raw = to_dict(base)  # new dicts and lists all the way down (dataclasses.asdict): ours to edit
     apply_to_resolved(raw, overrides(params))
     if run_name:
         raw["tracking"]["run_name"] = run_name
