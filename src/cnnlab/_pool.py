@@ -200,11 +200,11 @@ class _Worker:
 def _serve(conn: Connection, events: Connection, cores: list[int]) -> None:
     """A worker's loop: one item at a time until told to stop or the parent is gone."""
     global _events
-    from cnnlab._signals import Terminated, deliver
+    from cnnlab._signals import raise_terminated
 
     _events = events
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and tells us by SIGTERM
-    signal.signal(signal.SIGTERM, lambda signum, frame: deliver(Terminated))
+    signal.signal(signal.SIGTERM, raise_terminated)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)
     while True:

@@ -49,3 +49,13 @@ def shielded() -> Iterator[None]:
         if not _depth and _pending is not None:
             exc, _pending = _pending, None
             raise exc
+
+
+def raise_terminated(signum, frame) -> None:
+    """A SIGTERM handler: Terminated at once, or as soon as a tracking write is done."""
+    deliver(Terminated)
+
+
+def raise_interrupted(signum, frame) -> None:
+    """A SIGINT handler (the CLI's, and a Ray task's, which ray.cancel interrupts through it)."""
+    deliver(Interrupted)

@@ -40,16 +40,16 @@ from cnnlab._commands._common import (
     ray_arg,
     tracking_args,
 )
-from cnnlab._signals import Interrupted, Terminated, deliver
+from cnnlab._signals import Terminated, raise_interrupted, raise_terminated
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _raise_interrupted)  # not where SIGINT is ignored
+        signal.signal(signal.SIGINT, raise_interrupted)  # not where SIGINT is ignored
     return _run(args.handler, args)
 
 
@@ -99,14 +99,6 @@ def _crash(exc: Exception) -> int:
 
     print(shown("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
     return EXIT_ERROR
-
-
-def _raise_terminated(signum, frame) -> None:
-    deliver(Terminated)  # at once, or as soon as a tracking write in progress is done
-
-
-def _raise_interrupted(signum, frame) -> None:
-    deliver(Interrupted)
 
 
 # ---------------------------------------------------------------- commands

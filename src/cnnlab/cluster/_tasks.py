@@ -23,7 +23,7 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from cnnlab._signals import Interrupted, deliver
+from cnnlab._signals import raise_interrupted
 from cnnlab.cluster._connect import Cluster, import_ray
 
 RETRIES = 3  # attempts after the first for a task whose worker process or node died
@@ -93,7 +93,7 @@ def _call(fn: Callable[..., Any], item: tuple, events) -> tuple[bool, Any]:
     # ray.cancel raises KeyboardInterrupt through the task's SIGINT handler. Raised in the
     # middle of a store commit it could leave SQLite locked, and the run could not close
     # KILLED; delivered by cnnlab's handler, it waits for a tracking write to finish.
-    previous = signal.signal(signal.SIGINT, _cancelled)
+    previous = signal.signal(signal.SIGINT, raise_interrupted)
     try:
         return True, fn(*item)
     except KeyboardInterrupt:  # cancelled: fn closed its run KILLED on the way out
@@ -105,10 +105,6 @@ def _call(fn: Callable[..., Any], item: tuple, events) -> tuple[bool, Any]:
             return False, pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _cancelled(signum, frame) -> None:
-    deliver(Interrupted)
 
 
 class _QueueSink:
