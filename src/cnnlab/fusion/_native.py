@@ -19,7 +19,6 @@ PyTorch's ops with one warning.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import hashlib
@@ -28,12 +27,12 @@ import os
 import platform
 import shlex
 import shutil
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
-from cnnlab._cache import cache_root
+from cnnlab._cache import NotPrivate, cache_root, private_folder
+from cnnlab._cache import untrusted as _untrusted  # a module global: tests swap it
 from cnnlab._cpu import cpu_flags
 
 log = logging.getLogger(__name__)
@@ -123,37 +122,6 @@ def _compile(cc: str, args: list[str]) -> None:
     )
 
 
-def _private_folder(folder: Path) -> None:
-    """Make `folder` if missing and make sure only we can write it; _Fallback if it is not ours."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)  # as umask allows; tightened below
-    st = os.lstat(folder)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        why = "is a symlink" if stat.S_ISLNK(st.st_mode) else "is not a directory"
-        raise _Fallback(f"{folder} {why}; not loading native code from it")
-    if st.st_uid != os.geteuid():
-        raise _Fallback(
-            f"{folder} is owned by uid {st.st_uid}, not you; not loading native code from it"
-        )
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        # Ours, so ours to fix. Files others could write in until now are still each checked
-        # before loading (and rebuilt when they fail), as every file is.
-        log.info("cnnlab: making %s private (mode %o -> 700)", folder, stat.S_IMODE(st.st_mode))
-        os.chmod(folder, 0o700)
-
-
-def _untrusted(st: os.stat_result) -> str | None:
-    """Why a library file with this status must not be loaded; None when it may."""
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
-    if st.st_uid != os.geteuid():
-        return f"owned by uid {st.st_uid}"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return "writable by others"
-    return None
-
-
 def _load_private(path: Path) -> ctypes.CDLL | None:
     """`path` loaded if it is a regular file of ours that only we can write; None when it is
     missing or is not such a file. OSError when a file that passes will not load."""
@@ -205,7 +173,10 @@ def _load(source: Path) -> ctypes.CDLL:
     if missing or cc is None:
         raise _Fallback(f"no C compiler ({missing}) to build {source.name}")
     target = library_path(source, cc)
-    _private_folder(target.parent)
+    try:
+        private_folder(target.parent)
+    except NotPrivate as e:
+        raise _Fallback(f"{e}; not loading native code from it") from None
     try:
         try:
             lib = _load_private(target)

@@ -6,7 +6,8 @@ with tracking.tracker(RunSpec(cfg.tracking.experiment, flatten(cfg), tags)) as t
 
 Store(uri) is the one way cnnlab's modules read and write MLflow experiments and runs;
 open_store(uri) opens one to read, checked within seconds and never created. shown(text) is
-how every message, report and printed line names a store: without its password.
+how every message, report and printed line names a store: without its password. A new
+embedded store is a copy of an empty migrated one cached per MLflow version (seed_store).
 
 A team server: server_command(..., auth=True) runs MLflow's basic-auth app; add_user(uri, name,
 password) and grant(uri, name, experiment, "EDIT") manage its users, as the admin. A server that
@@ -38,6 +39,7 @@ from cnnlab.tracking._store import (
     run_tags,
     store_file,
 )
+from cnnlab.tracking._template import seed_store, template_path
 from cnnlab.tracking._tracker import CONFUSION_ARTIFACT, checkpoint_file
 
 __all__ = [
@@ -71,8 +73,10 @@ __all__ = [
     "run_id_of",
     "run_tags",
     "server_command",
+    "seed_store",
     "shown",
     "is_remote",
     "store_file",
+    "template_path",
     "typed_password",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 from cnnlab._version import __version__
 from cnnlab.config import TrackingConfig
 from cnnlab.tracking._access import GuardedClient, is_remote
+from cnnlab.tracking._template import seed_store
 from cnnlab.tracking.tags import DATA_CHECKSUM_TAG, GIT_COMMIT_TAG, VERSION_TAG
 
 
@@ -35,10 +36,12 @@ def store_file(uri: str) -> Path | None:
 
 
 def prepare_store(uri: str) -> None:
-    """Creates the folder an embedded store's file goes in; nothing for other stores."""
+    """Creates the folder an embedded store's file goes in and, for a new store, the file as a
+    copy of an empty migrated one (see _template); nothing for other stores."""
     path = store_file(uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        seed_store(path)
 
 
 def artifact_location(uri: str) -> str | None:
