@@ -161,6 +161,9 @@ def test_the_study_report_says_what_to_try_next(broken):
     html = (root / "report" / "report.html").read_text()
     assert "## What to try next" in md and "What to try next" in html
     assert "collapsed map" in md and "divergence" in md
+    # A search's proposal has no hypothesis: its row says what the new search changes.
+    edge = next(ln for ln in md.splitlines() if ln.startswith("| 5-search |") and "edge" in ln)
+    assert "`: a new search: search.space.train.lr." in edge
 
 
 def test_advise_on_a_folder_that_never_ran_is_one_line_exit_2(tmp_path, capsys, empty_store):

@@ -73,7 +73,7 @@ class Advice:
     def _file_of(self, diagnosis: Diagnosis) -> str:
         for p in self.proposals:
             if p.diagnosis is diagnosis:
-                return f"`{p.path.name if p.path else p.step + '.toml'}`: {p.diagnosis.hypothesis}"
+                return f"`{p.path.name if p.path else p.step + '.toml'}`: {_claim(p.diagnosis)}"
         return "note" if not diagnosis.proposal else "(same change as a proposal above)"
 
     def to_json(self) -> dict:
@@ -198,7 +198,16 @@ def _write(proposal: Proposal, out: Path) -> Proposal:
     return Proposal(proposal.step, path, proposal.text, proposal.diagnosis)
 
 
+def _claim(d: Diagnosis) -> str:
+    """The proposal's hypothesis; a new search (which has none) says what it changes."""
+    if d.hypothesis:
+        return d.hypothesis
+    return "a new search: " + "; ".join(f"{key} = {value}" for key, value in d.change.items())
+
+
 def _row(d: Diagnosis, proposal: str) -> list[str]:
     where = d.experiment.rsplit("/", 1)[-1] + (f": {d.variant}" if d.variant else "")
-    seeds = f" (on {d.held} of {d.judged} seeds)" if d.judged > 1 else ""
+    # A search's diagnoses count samples or trials, as their evidence says: not seeds.
+    per_seed = d.judged > 1 and not d.kind.startswith("search")
+    seeds = f" (on {d.held} of {d.judged} seeds)" if per_seed else ""
     return [where, d.kind.replace("_", " ") + seeds, d.rule, d.evidence, proposal]

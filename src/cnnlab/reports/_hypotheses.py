@@ -49,7 +49,7 @@ from cnnlab.tracking.tags import (
 POWER = 0.8  # the chance of deciding that the seeds-needed figure is for
 SEEDS_CAP = 200  # beyond this many seeds per arm the figure says "or more"
 MEANINGS = (
-    "**confirmed**: for every part of the claim, the whole 95% interval lies on the claimed "
+    "**confirmed**: for every part of the claim, the whole interval lies on the claimed "
     "side of its margin; **refuted**: for some part it lies wholly on the other side; "
     "**inconclusive**: neither, so the seeds run cannot decide the question. Inconclusive is "
     "not evidence of no effect. The intervals cover the noise between seeds on one test set, "
@@ -199,9 +199,10 @@ def hypotheses_section(
         "What the study's author expected before each step, as claims about one variant "
         "against a reference, each part judged on its own; the measured difference (subject "
         "minus reference) comes with a 95% interval over the seeds, by seed where the two "
-        "share them. " + MEANINGS + " The last column corrects for judging every hypothesis "
-        "of the study at once (Holm): a confirmation that does not survive it reads "
-        "inconclusive there. An open part says how many seeds per arm would decide it.",
+        "share them; a step judged in several looks gets a wider one, which its row names "
+        "(see below the table). " + MEANINGS + " The last column corrects for judging every "
+        "hypothesis of the study at once (Holm): a confirmation that does not survive it "
+        "reads inconclusive there. An open part says how many seeds per arm would decide it.",
         table,
     )
     added = added_seeds(records)
@@ -246,7 +247,8 @@ def hypotheses_table(judged: list[Judged]) -> Table | None:
             lead = head if index == 0 else ["", ""]
             tail = verdicts if index == 0 else ["", ""]
             rows.append([*lead, part.claim, part.measured, _with_needed(part), *tail])
-    headers = ["step", "hypothesis", "part", "measured [95% interval]", "part verdict"]
+    measured = "measured [interval: 95% unless the row says]"
+    headers = ["step", "hypothesis", "part", measured, "part verdict"]
     headers += ["hypothesis verdict", f"with Holm's correction ({len(judged)} hypotheses)"]
     return Table(headers, rows)
 

@@ -100,9 +100,11 @@ def _reference_sentence(reference, groups: dict[str, list[RunRecord]], select: s
             f"Differences are test accuracy minus that of **{reference[0]}** "
             f"(n={len(reference[1])}), with a 95% interval: by seed where the variants share "
             "their seeds (blocked within a step, else paired), else Welch's. A verdict of "
-            "better or worse needs the whole interval on one side of zero; inconclusive is not "
-            "evidence of no difference. These rows are exploratory: many rows, no correction "
-            "for testing them all; the hypotheses below are the study's tests."
+            "better or worse needs the whole interval on one side of zero; inconclusive means "
+            "neither is shown, which is not evidence of no difference (a claim that two "
+            "variants are the same within a margin is judged under Hypotheses and verdicts). "
+            "These rows are exploratory: many rows, no correction for testing them all; the "
+            "hypotheses are the study's tests."
         )
     if n < 2:
         parts.append(
