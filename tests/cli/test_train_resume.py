@@ -25,8 +25,10 @@ from cnnlab.runs import train_run
 from cnnlab.tracking import checkpoint_file
 from cnnlab.training import Callback
 
-# Small and exact: fp32 on one thread gives the same numbers in every process. 600 validation
-# images, not 6,000: each epoch's evaluation would cost more than its training.
+# Small and exact: fp32 on one thread gives the same numbers in every process, once the first
+# block's way is fixed (the workdir fixture): measured, the kernel and PyTorch's ops can each win
+# in one process, and they round differently. 600 validation images, not 6,000: each epoch's
+# evaluation would cost more than its training.
 TINY = [
     "data.train_limit=2000",
     "data.val_fraction=0.01",
@@ -40,8 +42,9 @@ TINY = [
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty working directory; the default store appears in ./cnnlab-runs."""
+def workdir(tmp_path, monkeypatch, kernel_always):
+    """An empty working directory; the default store appears in ./cnnlab-runs. The first
+    block's way is fixed (kernel_always), here and in the processes the tests start."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path

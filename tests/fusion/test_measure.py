@@ -73,3 +73,25 @@ def test_fuse_given_a_probe_follows_the_measurement_and_leaves_the_random_state(
     else:
         assert fused == ()  # no BatchNorm to fold: PyTorch's own layers, as built
         assert type(model.features[0]) is nn.Sequential
+
+
+@pytest.mark.usefixtures("c_compiler")
+def test_fuse_told_the_way_runs_it_without_measuring(monkeypatch):
+    """A resumed run passes the way it started with: no timing, whatever a timing would say."""
+    from cnnlab.config import CnnConfig
+
+    monkeypatch.setenv(ENV, "always")  # a measurement, were one made, would pick the kernel
+    model = create_model(CnnConfig(filters=8, hidden_units=[32]), (1, 28, 28), 10)
+    assert fuse(model, torch.contiguous_format, ((1, 28, 28), None), native=False) == ()
+    assert type(model.features[0]) is nn.Sequential
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("the way was given: nothing to measure")
+
+    monkeypatch.delenv(ENV)
+    model = create_model(CnnConfig(filters=8, hidden_units=[32]), (1, 28, 28), 10)
+    import cnnlab.fusion._blocks as blocks  # where fuse looks the measurement up
+
+    monkeypatch.setattr(blocks, "kernel_pays", no_timing)
+    fused = fuse(model, torch.contiguous_format, ((1, 28, 28), None), native=True)
+    assert fused == ("features.0: conv, max-pool, relu as the native kernel",)

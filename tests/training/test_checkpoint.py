@@ -123,6 +123,38 @@ def test_a_resumed_fit_gives_the_uncut_fits_numbers_bit_for_bit(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("c_compiler")
+def test_a_resumed_fit_runs_its_first_block_the_way_it_started(
+    tiny_cfg, small_splits, tmp_path, monkeypatch
+):
+    """Whether the native kernel beats PyTorch's ops is measured in each process, and the two
+    round differently: a resumed fit keeps the way its checkpoint records, even where a new
+    measurement would choose the other."""
+    import cnnlab.fusion._blocks as blocks  # where fit's fuse looks the measurement up
+
+    cfg = tiny_cfg(*EXACT, "train.precision=fp32")
+    monkeypatch.setattr(blocks, "kernel_pays", lambda *args: True)
+    uncut = fit(fresh(cfg), small_splits, cfg.train)
+    assert any("native kernel" in line for line in uncut.compute.fused)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            fresh(cfg),
+            small_splits,
+            cfg.train,
+            [Checkpointer(tmp_path / "c.pt", IDENTITY), CutAt(3)],
+        )
+    model = fresh(cfg)
+    saved = load_checkpoint(tmp_path / "c.pt", IDENTITY, model)
+    assert saved["native_kernel"] is True
+    monkeypatch.setattr(blocks, "kernel_pays", lambda *args: False)  # measured again: no kernel
+    resumed = fit(model, small_splits, cfg.train, resume=saved)
+    assert resumed.compute.fused == uncut.compute.fused
+    assert figures(resumed) == figures(uncut)
+    # Without a checkpoint, the same fit would now take PyTorch's ops.
+    assert not fit(fresh(cfg), small_splits, cfg.train).compute.fused
+
+
+@pytest.mark.slow
 def test_early_stopping_goes_on_counting_where_it_was_cut(tiny_cfg, tiny_splits, tmp_path):
     # Epoch 8 is the first without improvement, epoch 9 the second: the cut falls between.
     cfg = tiny_cfg(*EXACT, "train.epochs=10", "train.lr=0.003", "train.early_stopping=2")

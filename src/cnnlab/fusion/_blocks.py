@@ -101,6 +101,7 @@ def fuse(
     model: nn.Module,
     memory_format: torch.memory_format | None,
     probe: tuple[Sequence[int], torch.dtype | None] | None = None,
+    native: bool | None = None,
 ) -> tuple[str, ...]:
     """Swap the block of `model` that sees the images for a FusedBlock if it fits; returns what
     runs fused, one line per block ("features.0: conv, max-pool, relu as the native kernel"),
@@ -109,7 +110,9 @@ def fuse(
     (no C compiler: one warning) or, given `probe` (the run's input shape and autocast dtype),
     is measured slower than PyTorch's ops on this machine (fusion._measure), a block whose
     conv is followed by BatchNorm still folds it into the conv in PyTorch; one without gains
-    nothing and stays as it is."""
+    nothing and stays as it is. `native` decides instead of the measurement (a resumed run
+    keeps the way it started with): True runs the kernel where it fits and loads, False
+    PyTorch's ops."""
     found = _first_block(model)
     if found is None:
         return ()
@@ -119,8 +122,9 @@ def fuse(
         if isinstance(block, FusedBlock):
             parent._modules[name] = nn.Sequential(*layers)
         return ()
-    native = bool(span) and kernel_available()
-    if native and probe is not None:
+    wanted = native
+    native = bool(span) and wanted is not False and kernel_available()
+    if native and wanted is None and probe is not None:
         make = functools.partial(_timed_block, memory_format=memory_format)
         native = kernel_pays(layers[:span], make, probe[0], memory_format, probe[1])
     if not native and not _folds(layers):

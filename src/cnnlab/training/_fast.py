@@ -120,17 +120,27 @@ class Runtime:
         return cls(device=device, channels_last=nhwc)
 
     def prepare(
-        self, model: torch.nn.Module, input_shape: Sequence[int] | None = None
+        self,
+        model: torch.nn.Module,
+        input_shape: Sequence[int] | None = None,
+        native: bool | None = None,
     ) -> torch.nn.Module:
         """Puts the model in this runtime's layout and fuses its first block where that pays:
         given the run's `input_shape`, the native kernel only where it measures faster than
-        PyTorch's ops here (cnnlab.fusion)."""
+        PyTorch's ops here (cnnlab.fusion); `native` (a resumed run's way) instead of that."""
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.channels_last:
             model.to(memory_format=layout)
         probe = (input_shape, self.dtype) if input_shape is not None else None
-        self.fused = fuse(model, layout if self.fused_stem else None, probe)
+        self.fused = fuse(model, layout if self.fused_stem else None, probe, native)
         return model
+
+    @staticmethod
+    def runs_kernel(model: torch.nn.Module) -> bool:
+        """Whether the native kernel runs in `model`: a checkpoint records it, because the
+        kernel and PyTorch's ops round differently and the measured choice can differ between
+        two processes."""
+        return any(getattr(m, "native", False) is True for m in model.modules())
 
     @property
     def path(self) -> ComputePath:

@@ -120,7 +120,10 @@ def fit(
     set_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    parts = _build_parts(model.to(device), splits, cfg, generator, device)
+    # A resumed fit runs its first block the way it started (the kernel or PyTorch's ops):
+    # measured again, the choice could flip, and the two round differently.
+    native = resume.get("native_kernel") if resume is not None else None
+    parts = _build_parts(model.to(device), splits, cfg, generator, device, native)
     callbacks = [*callbacks, *([parts.stopping] if parts.stopping else [])]
     state = TrainState(model=model, epochs=cfg.epochs, steps_per_epoch=parts.steps, device=device)
     best = _Best(cfg.restore_best)
@@ -180,10 +183,12 @@ def _finish(model, parts: _Parts, cfg: TrainConfig, state, best, started, callba
     return result
 
 
-def _build_parts(model, splits, cfg: TrainConfig, generator, device: torch.device) -> _Parts:
+def _build_parts(
+    model, splits, cfg: TrainConfig, generator, device: torch.device, native: bool | None
+) -> _Parts:
     runtime = Runtime.from_config(cfg, device, model)
     # Before the optimizer exists, so its state takes the same layout.
-    runtime.prepare(model, tuple(splits.train_x.shape[1:]))
+    runtime.prepare(model, tuple(splits.train_x.shape[1:]), native)
     data = _Data(splits, device)
     stream = BatchStream(len(data.train[0]), cfg.batch_size, generator, device)
     steps = cfg.steps_per_epoch or stream.steps_per_pass
