@@ -26,9 +26,9 @@ from cnnlab.tracking import checkpoint_file
 from cnnlab.training import Callback
 
 # Small and exact: fp32 on one thread gives the same numbers in every process, once the first
-# block's way is fixed (the workdir fixture): measured, the kernel and PyTorch's ops can each win
-# in one process, and they round differently. 600 validation images, not 6,000: each epoch's
-# evaluation would cost more than its training.
+# block's way is fixed (the workdir fixture) rather than left to the verdict this machine keeps:
+# the kernel and PyTorch's ops round differently. 600 validation images, not 6,000: each
+# epoch's evaluation would cost more than its training.
 TINY = [
     "data.train_limit=2000",
     "data.val_fraction=0.01",

@@ -1,6 +1,10 @@
 """The kernel runs where it measures faster than PyTorch's ops: the faster path wins, the verdict
-is kept per shape, the run's random state is untouched, and `always` skips the timing."""
+is kept per shape, in the process and for the machine, the run's random state is untouched, and
+`always` skips the timing."""
 
+import os
+import stat
+import threading
 import time
 
 import pytest
@@ -19,6 +23,28 @@ class Slow(nn.Module):
     def forward(self, x):
         time.sleep(self.seconds)
         return x * self.scale
+
+
+@pytest.fixture(autouse=True)
+def machine_cache(tmp_path, monkeypatch):
+    """Each test its own user cache and an empty verdict table: a verdict kept by another test,
+    or by an earlier run on this machine, would skip this test's timing."""
+    import cnnlab.fusion._measure as measure
+
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(measure, "_VERDICTS", {})
+    return tmp_path / "cache" / "native" / "verdicts"
+
+
+def new_process(monkeypatch):
+    """What a new process knows of the verdicts: only the machine's."""
+    import cnnlab.fusion._measure as measure
+
+    monkeypatch.setattr(measure, "_VERDICTS", {})
+
+
+def kept_verdicts(folder):
+    return [p for p in folder.iterdir() if not p.name.startswith(".")]  # not the lock file
 
 
 def maker(kernel_seconds: float, plain_seconds: float, calls: list):
@@ -95,3 +121,57 @@ def test_fuse_told_the_way_runs_it_without_measuring(monkeypatch):
     monkeypatch.setattr(blocks, "kernel_pays", no_timing)
     fused = fuse(model, torch.contiguous_format, ((1, 28, 28), None), native=True)
     assert fused == ("features.0: conv, max-pool, relu as the native kernel",)
+
+
+def test_a_verdict_is_kept_for_the_machine_and_read_by_the_next_process(monkeypatch, machine_cache):
+    monkeypatch.delenv(ENV, raising=False)
+    layers, shape, calls = [nn.Conv2d(1, 3, 3)], (1, 8, 8), []
+    assert kernel_pays(layers, maker(0.0, 0.004, calls), shape, torch.contiguous_format, None)
+    (kept,) = kept_verdicts(machine_cache)
+    assert kept.read_text() == "1" and not os.stat(kept).st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    new_process(monkeypatch)
+    # The timing would now favour PyTorch's ops; the machine's verdict stands, untimed.
+    assert kernel_pays(layers, maker(0.004, 0.0, calls), shape, torch.contiguous_format, None)
+    assert len(calls) == 2
+
+
+def test_a_verdict_file_others_could_write_is_measured_again(monkeypatch, machine_cache):
+    monkeypatch.delenv(ENV, raising=False)
+    layers, shape, calls = [nn.Conv2d(1, 3, 3)], (1, 8, 8), []
+    kernel_pays(layers, maker(0.0, 0.004, calls), shape, torch.contiguous_format, None)
+    (kept,) = kept_verdicts(machine_cache)
+    os.chmod(kept, 0o666)
+    new_process(monkeypatch)
+    assert not kernel_pays(layers, maker(0.004, 0.0, calls), shape, torch.contiguous_format, None)
+    assert len(calls) == 4 and kept.read_text() == "0"
+    assert not os.stat(kept).st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def test_workers_starting_together_take_one_way(monkeypatch, machine_cache):
+    """Two processes (threads here, each with its own lock) whose timings disagree: the first to
+    take the lock measures, the other waits and reads its verdict."""
+    monkeypatch.delenv(ENV, raising=False)
+    layers, shape, start = [nn.Conv2d(1, 3, 3)], (1, 8, 8), threading.Barrier(2)
+    found, calls = [], []
+
+    def worker(kernel, plain):
+        start.wait()
+        found.append(
+            kernel_pays(layers, maker(kernel, plain, calls), shape, torch.contiguous_format, None)
+        )
+
+    threads = [threading.Thread(target=worker, args=t) for t in ((0.0, 0.004), (0.004, 0.0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(found)) == 1 and len(calls) == 2  # one measurement, one way
+
+
+def test_a_cache_folder_that_is_not_ours_measures_without_keeping(monkeypatch, machine_cache):
+    monkeypatch.delenv(ENV, raising=False)
+    machine_cache.parent.parent.mkdir(parents=True)
+    os.symlink(machine_cache.parent.parent.parent, machine_cache.parent)  # native -> elsewhere
+    layers, calls = [nn.Conv2d(1, 3, 3)], []
+    assert kernel_pays(layers, maker(0.0, 0.004, calls), (1, 8, 8), torch.contiguous_format, None)
+    assert len(calls) == 2 and not machine_cache.exists()
