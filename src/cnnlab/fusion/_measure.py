@@ -118,10 +118,11 @@ def _kept_or_measured(path: Path, measure: Callable[[], bool]) -> bool:
 
 
 def _verdict_name(key: tuple) -> str:
-    """The key with what else decides the timing: the CPU and the kernel's source."""
+    """The key with what else decides the timing: the CPU, PyTorch's version (its ops are the
+    other side) and the kernel's source."""
     flags = cpu_flags()
     cpu = " ".join(sorted(flags)) if flags is not None else platform.processor()
-    text = repr((key, platform.machine(), cpu, _kernel_source_hash()))
+    text = repr((key, platform.machine(), cpu, torch.__version__, _kernel_source_hash()))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
