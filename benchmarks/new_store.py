@@ -19,21 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import emit, median, note
+from _common import emit, median, note, swapped
 
 import cnnlab.tracking._store as store_module  # where a new store is seeded: swapped to compare
 from cnnlab.tracking import Store, default_uri, seed_store, template_path
 
 
-@contextlib.contextmanager
 def seeding(on: bool):
-    kept = store_module.seed_store
-    if not on:
-        store_module.seed_store = lambda path: False
-    try:
-        yield
-    finally:
-        store_module.seed_store = kept
+    """Off: a new store is left for MLflow to create, as without the template."""
+    return contextlib.nullcontext() if on else swapped(store_module, "seed_store", lambda p: False)
 
 
 def first_open(folder: Path) -> float:

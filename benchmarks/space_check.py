@@ -17,7 +17,7 @@ import contextlib
 import time
 import typing
 
-from _common import emit, median, note
+from _common import emit, median, note, swapped
 
 import cnnlab.config._parse as parsing  # its cache of type hints is what is compared
 from cnnlab.config import from_dict, load_config, to_dict
@@ -26,16 +26,9 @@ from cnnlab.search import check_space, prepare
 PARSES = 200  # per timing: one parse is a fraction of a millisecond
 
 
-@contextlib.contextmanager
 def hints(cached: bool):
     """Uncached: each parse evaluates every class's hints again."""
-    kept = parsing._hints
-    if not cached:
-        parsing._hints = typing.get_type_hints
-    try:
-        yield
-    finally:
-        parsing._hints = kept
+    return contextlib.nullcontext() if cached else swapped(parsing, "_hints", typing.get_type_hints)
 
 
 def parse_ms(raw: dict) -> float:

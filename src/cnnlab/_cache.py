@@ -57,3 +57,16 @@ def untrusted(st: os.stat_result) -> str | None:
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return "writable by others"
     return None
+
+
+def open_private(path: Path) -> int:
+    """A read-only descriptor on `path` when it is a regular file of ours that no one else can
+    write; NotPrivate (saying why) when it is not, OSError when it cannot be opened. The check
+    is made on the open descriptor, so the file read is the file checked."""
+    # NOFOLLOW: a symlink fails instead of opening its target; NONBLOCK: a FIFO cannot hang it.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    why = untrusted(os.fstat(fd))
+    if why:
+        os.close(fd)
+        raise NotPrivate(f"{path}: {why}")
+    return fd

@@ -122,14 +122,13 @@ def fuse(
         if isinstance(block, FusedBlock):
             parent._modules[name] = nn.Sequential(*layers)
         return ()
-    wanted = native
-    native = bool(span) and wanted is not False and kernel_available()
-    if native and wanted is None and probe is not None:
+    kernel = bool(span) and native is not False and kernel_available()
+    if kernel and native is None and probe is not None:
         make = functools.partial(_timed_block, memory_format=memory_format)
-        native = kernel_pays(layers[:span], make, probe[0], memory_format, probe[1])
-    if not native and not _folds(layers):
+        kernel = kernel_pays(layers[:span], make, probe[0], memory_format, probe[1])
+    if not kernel and not _folds(layers):
         return ()
-    fused = FusedBlock(*layers, native=native, memory_format=memory_format)
+    fused = FusedBlock(*layers, native=kernel, memory_format=memory_format)
     fused.train(block.training)
     parent._modules[name] = fused
     return (f"{_path(model, fused)}: {fused.describe()}",)

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab._cache import NotPrivate, cache_root, private_folder, untrusted
+from cnnlab._cache import NotPrivate, cache_root, open_private, private_folder
 from cnnlab._cpu import cpu_flags
 
 try:
@@ -134,12 +134,10 @@ def _kernel_source_hash() -> str:
 def _read_verdict(path: Path) -> bool | None:
     """The kept verdict; None when there is none or the file is not a private one of ours."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        fd = open_private(path)
+    except (OSError, NotPrivate):
         return None
     with os.fdopen(fd, "r") as file:
-        if untrusted(os.fstat(file.fileno())):
-            return None
         text = file.read(2).strip()
     return {"1": True, "0": False}.get(text)
 

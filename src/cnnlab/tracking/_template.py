@@ -28,7 +28,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from cnnlab._cache import NotPrivate, cache_root, private_folder, untrusted
+from cnnlab._cache import NotPrivate, cache_root, open_private, private_folder
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,12 @@ def _make_template(target: Path) -> None:
 def _copy_into_place(template: Path, path: Path) -> bool:
     """Copy the checked template to a temporary file beside `path`, then link it in; False when
     the template is not a private file or `path` appeared meanwhile."""
-    # NOFOLLOW: a symlink planted in place of the template fails to open instead of being read.
-    src = os.open(template, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        why = untrusted(os.fstat(src))
-        if why:
-            log.info("cnnlab: not using the store template %s (%s)", template, why)
-            return False
+        src = open_private(template)
+    except NotPrivate as e:
+        log.info("cnnlab: not using the store template (%s)", e)
+        return False
+    try:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
         # 0o666 less the umask: the mode SQLite itself would give a new database file.
         dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)

@@ -160,7 +160,7 @@ def capture(model, parts, state: TrainState, best, seconds: float) -> dict[str, 
         "augment": parts.augment.generator.get_state(),
         "rng": rng_state(state.device),
         # Optional (older checkpoints lack it): how the first block ran, read by fit.
-        "native_kernel": parts.runtime.runs_kernel(model),
+        "native_kernel": parts.runtime.native_kernel,
     }
 
 

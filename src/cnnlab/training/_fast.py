@@ -20,7 +20,7 @@ import torch
 
 from cnnlab._cpu import cpu_flags
 from cnnlab.config import TrainConfig
-from cnnlab.fusion import fuse
+from cnnlab.fusion import FusedBlock, fuse
 
 # /proc/cpuinfo flags that mean bf16 matmuls and convolutions run natively, not emulated in fp32.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -95,6 +95,9 @@ class Runtime:
     # What prepare() fused, one line per block (cnnlab.fusion.fuse); () until then, or when
     # nothing fits or no compiler is found
     fused: tuple[str, ...] = ()
+    # Whether prepare() put the native kernel in: a checkpoint records it, because the kernel
+    # and PyTorch's ops round differently and a new measurement could choose the other.
+    native_kernel: bool = False
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, device: torch.device, model: torch.nn.Module):
@@ -133,14 +136,8 @@ class Runtime:
             model.to(memory_format=layout)
         probe = (input_shape, self.dtype) if input_shape is not None else None
         self.fused = fuse(model, layout if self.fused_stem else None, probe, native)
+        self.native_kernel = any(isinstance(m, FusedBlock) and m.native for m in model.modules())
         return model
-
-    @staticmethod
-    def runs_kernel(model: torch.nn.Module) -> bool:
-        """Whether the native kernel runs in `model`: a checkpoint records it, because the
-        kernel and PyTorch's ops round differently and the measured choice can differ between
-        two processes."""
-        return any(getattr(m, "native", False) is True for m in model.modules())
 
     @property
     def path(self) -> ComputePath:
